@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 ENC_DEC = ("encoder", "decoder")
 
 # CTranslate2 dtype ids -> numpy dtypes (bf16 is read as raw uint16 and widened by hand).
@@ -141,10 +141,16 @@ def _whisper_tokenizer(tokenizer_json: Path, vocab_size: int):
     specials = [t for t in spec["added_tokens"] if t["special"] and t["content"] not in taken]
     specials.sort(key=lambda t: t["id"])
     tokenizer = WhisperTokenizer(vocab=vocab, merges=merges)
-    tokenizer.add_tokens([AddedToken(t["content"], special=True, normalized=False) for t in specials], True)
+    tokenizer.add_special_tokens(
+        {"extra_special_tokens": [AddedToken(t["content"], special=True, normalized=False) for t in specials]}
+    )
     n_timestamps = vocab_size - len(tokenizer)
     tokenizer.add_tokens([AddedToken(f"<|{i * 0.02:.2f}|>", normalized=False) for i in range(n_timestamps)])
-    if len(tokenizer) != vocab_size or tokenizer.convert_ids_to_tokens(vocab_size - 1) != "<|30.00|>":
+    if (
+        len(tokenizer) != vocab_size
+        or tokenizer.convert_ids_to_tokens(tokenizer.all_special_ids[-1]) != "<|notimestamps|>"
+        or tokenizer.convert_ids_to_tokens(vocab_size - 1) != "<|30.00|>"
+    ):
         raise ValueError(f"{tokenizer_json}: rebuilt tokenizer has {len(tokenizer)} tokens, the model {vocab_size}")
     return tokenizer
 

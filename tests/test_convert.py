@@ -111,3 +111,16 @@ def test_back_to_ctranslate2_reproduces_the_original_tensors(name, tmp_path):
     for key, value in original.items():
         assert np.array_equal(again[key], value), key
     shutil.rmtree(tmp_path / "rt")
+
+
+@pytest.mark.slow
+def test_tokenizer_specials_and_timestamps(tiny_en):
+    from transformers import WhisperTokenizer
+
+    tokenizer = WhisperTokenizer.from_pretrained(tiny_en)
+    assert len(tokenizer) == 51864 and len(tokenizer.all_special_ids) == 107
+    assert tokenizer.convert_ids_to_tokens(tokenizer.all_special_ids[-1]) == "<|notimestamps|>"
+    begin = tokenizer.all_special_ids[-1] + 1
+    ids = [begin, *tokenizer(" Hello world.", add_special_tokens=False).input_ids, begin + 50]
+    assert tokenizer.decode(ids, decode_with_timestamps=True) == "<|0.00|> Hello world.<|1.00|>"
+    assert tokenizer.decode(tokenizer(" Hello").input_ids, skip_special_tokens=True) == " Hello"
