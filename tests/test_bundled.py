@@ -5,6 +5,7 @@ import pytest
 
 from hf_whisper_context import bundled
 from hf_whisper_context.bundled import BundledModelError
+from hf_whisper_context.utils import atomic_folder
 
 
 def test_corrupt_wheel_is_refused_and_removed(tmp_path):
@@ -52,7 +53,7 @@ def test_env_var_sets_the_cache(tmp_path, monkeypatch):
 def test_atomic_folder_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "model"
     with pytest.raises(RuntimeError):
-        with bundled._atomic_folder(target) as tmp:
+        with atomic_folder(target) as tmp:
             (tmp / "half.bin").write_bytes(b"x")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
@@ -62,7 +63,7 @@ def test_atomic_folder_replaces_stale_target(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "stale").write_text("old")
-    with bundled._atomic_folder(target) as tmp:
+    with atomic_folder(target) as tmp:
         (tmp / "new").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert [p.name for p in target.iterdir()] == ["new"]

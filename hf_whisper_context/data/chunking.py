@@ -1,0 +1,204 @@
+"""Cut an article into training chunks: left context, middle, right context (paper default 5/20/5 s, audio <= 30 s).
+
+The article is first grouped into *units* that are never split: a word with the punctuation glued to it, and a whole
+entity. Untimed tokens take their times from their timed neighbours. Middles tile the article: every unit lies in
+exactly one middle, in order, and a unit that would end a middle past `middle_s` starts the next one - so an entity
+crossing a boundary goes wholly to the right-hand chunk. The audio of a chunk is its middle plus the units that fit
+in the `left_s` before and the `right_s` after it; its target text is the text of all those units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .swc import Article, resolved_tails
+
+Span = tuple[int, int, str]
+UNTIMED_MS = 400.0  # a generous spoken-word length
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    left_s: float = 5.0  # audio context before the middle
+    middle_s: float = 20.0  # the middle: windows advance by about this much
+    right_s: float = 5.0  # audio context after the middle
+    context_words: int = 1024  # the teacher's text window: half before the chunk, half after (64..4096)
+    timestamp_precision_s: float = 0.02  # Whisper's timestamp tokens, for the boundary markers
+
+    def __post_init__(self):
+        if min(self.left_s, self.right_s) < 0 or self.middle_s <= 0:
+            raise ValueError(f"chunk windows must be non-negative with a positive middle, got {self}")
+        if self.left_s + self.middle_s + self.right_s > 30.0:
+            raise ValueError(
+                f"left + middle + right = {self.left_s + self.middle_s + self.right_s} s > Whisper's 30 s"
+            )
+        if not 64 <= self.context_words <= 4096:
+            raise ValueError(f"context_words must be in 64..4096, got {self.context_words}")
+
+
+@dataclass
+class FlatArticle:
+    """An article's read tokens in one list, with resolved whitespace, interpolated times and entity spans."""
+
+    texts: list[str]
+    tails: list[str]
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    entities: list[Span]  # token index start, end (exclusive), type
+    word_starts: np.ndarray  # bool per token: a new whitespace word begins here
+
+    def render(self, lo: int, hi: int, tags: bool = False) -> str:
+        """Text of tokens lo..hi-1 (with inline entity tags if `tags`)."""
+        opening = {s: t for s, _, t in self.entities} if tags else {}
+        closing = {e: t for _, e, t in self.entities} if tags else {}
+        out = []
+        for i in range(lo, hi):
+            out.append(f"[{opening[i]}]" if i in opening else "")
+            out.append(self.texts[i])
+            out.append(f"[/{closing[i + 1]}]" if i + 1 in closing else "")
+            out.append(self.tails[i] if i + 1 < hi else "")
+        return "".join(out).strip()
+
+
+def interpolate_times(start: list[int | None], end: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Fill untimed tokens: a run of them follows its timed left neighbour (or precedes the first timed token),
+    sharing the gap evenly, at most `UNTIMED_MS` each."""
+    n = len(start)
+    s = np.array([np.nan if v is None else v for v in start], dtype=float)
+    e = np.array([np.nan if v is None else v for v in end], dtype=float)
+    timed = np.flatnonzero(~np.isnan(s))
+    if timed.size == 0:
+        raise ValueError("no timed tokens to interpolate from")
+    i = 0
+    while i < n:
+        if not np.isnan(s[i]):
+            i += 1
+            continue
+        j = i
+        while j < n and np.isnan(s[j]):
+            j += 1
+        # at most UNTIMED_MS a token: a long gap around unaligned words is mostly silence or unread text
+        span = UNTIMED_MS * (j - i)
+        if i == 0:
+            edges = np.linspace(s[j] - span, s[j], j - i + 1).clip(min=0)
+        else:
+            right = s[j] if j < n else e[i - 1] + span
+            edges = np.linspace(e[i - 1], max(e[i - 1], min(right, e[i - 1] + span)), j - i + 1)
+        s[i:j], e[i:j] = edges[:-1], edges[1:]
+        i = j
+    return s, np.maximum(e, s)
+
+
+def flatten(article: Article, sentence_spans: list[list[Span]] | None = None) -> FlatArticle:
+    """Flatten an article; `sentence_spans` are character spans per sentence (from `EntityTagger.tag`)."""
+    texts, tails, starts, ends, entities, word_starts = [], [], [], [], [], []
+    for k, sentence in enumerate(article.sentences):
+        offset = len(texts)
+        s_tails = resolved_tails(sentence.tokens)
+        if s_tails and s_tails[-1] == "":
+            s_tails[-1] = " "  # sentences are separate words even where the XML glues them
+        positions, pos = [], 0
+        for tok, tail in zip(sentence.tokens, s_tails, strict=True):
+            word_starts.append(not tails or tails[-1] != "")
+            positions.append((pos, pos + len(tok.text)))
+            pos += len(tok.text) + len(tail)
+            texts.append(tok.text)
+            tails.append(tail)
+            starts.append(tok.start_ms)
+            ends.append(tok.end_ms)
+        for c_start, c_end, label in sentence_spans[k] if sentence_spans else []:
+            covered = [i for i, (a, b) in enumerate(positions) if a < c_end and c_start < b]
+            if covered:
+                entities.append((offset + covered[0], offset + covered[-1] + 1, label))
+    s, e = interpolate_times(starts, ends)
+    return FlatArticle(texts, tails, s, e, entities, np.array(word_starts, dtype=bool))
+
+
+def _units(flat: FlatArticle) -> list[tuple[int, int]]:
+    """Token ranges that no chunk boundary may cut: whitespace words, widened to whole entities."""
+    inside = np.zeros(len(flat.texts) + 1, dtype=bool)
+    for s, e, _ in flat.entities:
+        inside[s + 1 : e] = True
+    cuts = [i for i in range(1, len(flat.texts)) if flat.word_starts[i] and not inside[i]]
+    bounds = [0, *cuts, len(flat.texts)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig()) -> list[dict]:
+    """Chunks of one flattened article, in order. Times are ms on the article's timeline.
+
+    Each chunk: `tokens` (lo, hi) of its whole audio and `middle` (lo, hi); `start_ms`/`end_ms` of its audio;
+    `text`, `text_tagged`, `middle_text`, `middle_text_tagged`; `text_timestamps` (the middle marked with Whisper
+    timestamp tokens relative to the audio start); `context_before`/`context_after` (half of `context_words` each).
+    """
+    units = _units(flat)
+    u_start = np.array([flat.start_ms[a] for a, _ in units])
+    u_end = np.array([flat.end_ms[a:b].max() for a, b in units])
+    word_index = np.cumsum(flat.word_starts) - 1
+    words_per_side = config.context_words // 2
+    chunks, i = [], 0
+    while i < len(units):
+        j = i
+        while j + 1 < len(units) and u_end[j + 1] - u_start[i] <= config.middle_s * 1000:
+            j += 1
+        left = i
+        while left > 0 and u_start[i] - u_start[left - 1] <= config.left_s * 1000:
+            left -= 1
+        right = j
+        while right + 1 < len(units) and u_end[right + 1] - u_end[j] <= config.right_s * 1000:
+            right += 1
+        lo, hi = units[left][0], units[right][1]
+        mid_lo, mid_hi = units[i][0], units[j][1]
+        start_ms, end_ms = float(u_start[left]), float(u_end[left : right + 1].max())
+        chunks.append(
+            {
+                "tokens": (lo, hi),
+                "middle": (mid_lo, mid_hi),
+                "start_ms": start_ms,
+                "end_ms": end_ms,
+                "middle_start_ms": float(u_start[i]),
+                "middle_end_ms": float(u_end[i : j + 1].max()),
+                "text": flat.render(lo, hi),
+                "text_tagged": flat.render(lo, hi, tags=True),
+                "middle_text": flat.render(mid_lo, mid_hi),
+                "middle_text_tagged": flat.render(mid_lo, mid_hi, tags=True),
+                "context_before": _context(flat, word_index, lo, -words_per_side),
+                "context_after": _context(flat, word_index, hi, words_per_side),
+            }
+        )
+        chunks[-1]["text_timestamps"] = _with_timestamps(flat, chunks[-1], config.timestamp_precision_s)
+        i = j + 1
+    return chunks
+
+
+def _context(flat: FlatArticle, word_index: np.ndarray, edge: int, n_words: int) -> str:
+    """`n_words` whole words before token `edge` (n_words < 0) or from it on (n_words > 0), clipped at the article."""
+    if n_words < 0:
+        if edge == 0:
+            return ""
+        first_word = max(0, word_index[edge - 1] + n_words + 1)
+        lo = int(np.searchsorted(word_index, first_word, side="left"))
+        return flat.render(lo, edge)
+    if edge >= len(flat.texts):
+        return ""
+    last_word = word_index[edge] + n_words
+    hi = int(np.searchsorted(word_index, last_word, side="left"))
+    return flat.render(edge, hi)
+
+
+def _with_timestamps(flat: FlatArticle, chunk: dict, precision_s: float) -> str:
+    """The paper's boundary markers: `left <|t0|>middle<|t1|> right`, times relative to the chunk's audio start."""
+
+    def stamp(ms: float) -> str:
+        t = round((ms - chunk["start_ms"]) / 1000 / precision_s) * precision_s
+        return f"<|{min(max(t, 0.0), 30.0):.2f}|>"
+
+    (lo, hi), (mid_lo, mid_hi) = chunk["tokens"], chunk["middle"]
+    parts = [
+        flat.render(lo, mid_lo, tags=True),
+        stamp(chunk["middle_start_ms"]) + flat.render(mid_lo, mid_hi, tags=True) + stamp(chunk["middle_end_ms"]),
+        flat.render(mid_hi, hi, tags=True),
+    ]
+    return " ".join(p for p in parts if p)

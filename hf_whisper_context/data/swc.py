@@ -1,0 +1,242 @@
+"""Read the Spoken Wikipedia Corpus (SWC): one folder per article with `aligned.swc`, audio and `info.json`.
+
+`aligned.swc` (XML): `<t>` is an orthographic token whose text is its leading text (or its `text` attribute inside
+`<extra>`) and whose trailing whitespace is its tail; `<n pronunciation start end>` children give the spoken form and,
+when aligned, times in ms on the timeline of all audio files played one after another (`info.json` holds each file's
+`offset` in seconds). `<ignored>` was not read aloud; `<extra>` is spoken boilerplate (intro/outro), kept apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = (".ogg", ".flac", ".wav")
+# Pretty-printed files (indentation in the tails) lose the original spacing; these rules put it back.
+_NO_SPACE_BEFORE = re.compile(r"^[,.;:!?)\]}»“”%…]|^'s$|^n't$")
+_NO_SPACE_AFTER = re.compile(r"[(\[{„«‚]$")
+
+
+class SWCError(ValueError):
+    """An article folder that cannot be read; the message says which and why."""
+
+
+@dataclass
+class Token:
+    text: str
+    tail: str  # whitespace after the token, as in the original text
+    pronunciations: list[str] = field(default_factory=list)
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.start_ms is not None
+
+
+@dataclass
+class Sentence:
+    tokens: list[Token]
+    section: tuple[str, ...] = ()  # titles of the enclosing sections, outermost first
+    title: bool = False  # a section title (read aloud, not part of a paragraph)
+
+    @property
+    def text(self) -> str:
+        return join_tokens(self.tokens).strip()
+
+
+@dataclass
+class AudioFile:
+    path: Path
+    offset_s: float  # where the file starts on the article's timeline
+
+
+@dataclass
+class Article:
+    identifier: str
+    title: str
+    language: str
+    sentences: list[Sentence]  # what was read aloud, in order
+    extra: list[Sentence]  # spoken boilerplate, kept apart
+    audio: list[AudioFile]
+    directory: Path
+
+    @property
+    def tokens(self) -> list[Token]:
+        return [t for s in self.sentences for t in s.tokens]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(s.text for s in self.sentences)
+
+    def locate(self, ms: float) -> tuple[int, float]:
+        """Map a time on the article's timeline to (audio file index, seconds into that file)."""
+        index = max(i for i, a in enumerate(self.audio) if a.offset_s * 1000 <= ms or i == 0)
+        return index, ms / 1000 - self.audio[index].offset_s
+
+
+def resolved_tails(tokens: list[Token]) -> list[str]:
+    """Each token's trailing whitespace; tails that are XML indentation (contain a newline) are re-derived."""
+    tails = []
+    for i, tok in enumerate(tokens):
+        tail = tok.tail
+        if "\n" in tail:
+            following = tokens[i + 1].text if i + 1 < len(tokens) else ""
+            glued = _NO_SPACE_AFTER.search(tok.text) or _NO_SPACE_BEFORE.search(following)
+            tail = "" if glued else " "
+        tails.append(tail)
+    return tails
+
+
+def join_tokens(tokens: list[Token]) -> str:
+    """Rebuild text from tokens: text + tail."""
+    return "".join(t.text + tail for t, tail in zip(tokens, resolved_tails(tokens), strict=True))
+
+
+def _token(element: ET.Element, in_extra: bool) -> Token:
+    text = element.get("text") if in_extra and element.get("text") is not None else (element.text or "")
+    tok = Token(text=text.strip(), tail=element.tail or "")
+    for n in element.iter("n"):
+        tok.pronunciations.append(n.get("pronunciation", ""))
+        if n.get("start") is not None and n.get("end") is not None:
+            start, end = int(n.get("start")), int(n.get("end"))
+            tok.start_ms = start if tok.start_ms is None else min(tok.start_ms, start)
+            tok.end_ms = end if tok.end_ms is None else max(tok.end_ms, end)
+    return tok
+
+
+def _spacing_from(text: str, tokens: list[Token]) -> None:
+    """Set tails from a sentence's own `text` attribute (SWC writes one inside <extra>, with bare tokens)."""
+    pos = 0
+    ends = []
+    for tok in tokens:
+        found = text.find(tok.text, pos)
+        if found < 0:
+            return  # the attribute does not spell the tokens: keep the tails as they are
+        pos = found + len(tok.text)
+        ends.append((found, pos))
+    for i, tok in enumerate(tokens):
+        following = ends[i + 1][0] if i + 1 < len(tokens) else len(text)
+        gap = text[ends[i][1] : following]
+        tok.tail = gap[: len(gap) - len(gap.lstrip())]  # only whitespace: text with no token is not spoken
+
+
+def _walk(element: ET.Element, section: tuple[str, ...], out: list[Sentence], extra: list[Sentence], in_extra=False):
+    for child in element:
+        tag = child.tag
+        if tag == "ignored":
+            continue
+        if tag == "extra":
+            _walk(child, section, out, extra, in_extra=True)
+        elif tag == "s":
+            tokens = [_token(t, in_extra) for t in child.iter("t")]
+            if child.get("text") is not None:
+                _spacing_from(child.get("text"), tokens)
+            if tokens:
+                (extra if in_extra else out).append(Sentence(tokens, section))
+        elif tag == "section":
+            title_el = child.find("sectiontitle")
+            title_tokens = [_token(t, in_extra) for t in title_el.iter("t")] if title_el is not None else []
+            title = join_tokens(title_tokens).strip()
+            inner = (*section, title)
+            if title_tokens and not in_extra:
+                out.append(Sentence(title_tokens, inner, title=True))
+            content = child.find("sectioncontent")
+            if content is not None:
+                _walk(content, inner, out, extra, in_extra)
+        elif tag not in ("sectiontitle", "t", "n", "ph"):
+            _walk(child, section, out, extra, in_extra)
+
+
+def _find_audio(directory: Path, stems: list[str]) -> Path | None:
+    found = [directory / f"{stem}{ext}" for stem in stems for ext in AUDIO_EXTENSIONS]
+    return next((p for p in found if p.is_file()), None)
+
+
+def _audio_files(directory: Path, info: dict) -> list[AudioFile]:
+    """`audio.<ext>` for a one-file article, else `audio1..N.<ext>` with info.json offsets; [] if one is missing."""
+    offsets = [float(a.get("offset", 0.0)) for a in info.get("audio_files", [])] or [0.0]
+    stems = [["audio", "audio1"]] if len(offsets) == 1 else [[f"audio{i}"] for i in range(1, len(offsets) + 1)]
+    paths = [_find_audio(directory, names) for names in stems]
+    return [] if None in paths else [AudioFile(p, o) for p, o in zip(paths, offsets, strict=True)]
+
+
+def _check_audio(directory: Path, audio: list[AudioFile], last_ms: int) -> None:
+    import soundfile as sf
+
+    if not audio:
+        raise SWCError(f"{directory.name}/: no audio file (audio.ogg/flac/wav, or audio1..N with info.json offsets)")
+    try:
+        end_s = audio[-1].offset_s + sf.info(audio[-1].path).duration
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise SWCError(f"{directory.name}/{audio[-1].path.name} cannot be decoded ({e})") from e
+    if last_ms / 1000 > end_s + 1.0:
+        raise SWCError(
+            f"{directory.name}/: audio ends at {end_s:.1f} s, before the last timestamp {last_ms / 1000:.1f} s"
+        )
+
+
+def read_article(directory: str | Path, require_audio: bool = True) -> Article:
+    """Read one SWC article folder. Raises `SWCError` naming the folder and the problem."""
+    directory = Path(directory)
+    swc = directory / "aligned.swc"
+    if not swc.is_file():
+        raise SWCError(f"{directory.name}/: no aligned.swc")
+    try:
+        root = ET.parse(swc).getroot()
+    except ET.ParseError as e:
+        raise SWCError(f"{directory.name}/aligned.swc is malformed XML ({e})") from e
+    except UnicodeDecodeError as e:
+        raise SWCError(f"{directory.name}/aligned.swc is not valid UTF-8 ({e})") from e
+    meta = {p.get("key"): p.get("value") for p in root.iter("prop")}
+    info = {}
+    if (directory / "info.json").is_file():
+        try:
+            info = json.loads((directory / "info.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise SWCError(f"{directory.name}/info.json is not valid JSON ({e})") from e
+    body = root.find("d")
+    if body is None:
+        raise SWCError(f"{directory.name}/aligned.swc has no <d> (document) element")
+    sentences: list[Sentence] = []
+    extra: list[Sentence] = []
+    _walk(body, (), sentences, extra)
+    if not any(t.timed for s in sentences for t in s.tokens):
+        raise SWCError(f"{directory.name}/aligned.swc has no timed tokens")
+    audio = _audio_files(directory, info)
+    if require_audio:
+        _check_audio(directory, audio, max(t.end_ms for s in sentences for t in s.tokens if t.timed))
+    article_info = info.get("article", {})
+    return Article(
+        identifier=meta.get("DC.identifier") or article_info.get("identifier") or directory.name,
+        title=meta.get("DC.title") or article_info.get("title") or directory.name,
+        language=meta.get("DC.language") or article_info.get("language") or "en",
+        sentences=sentences,
+        extra=extra,
+        audio=audio,
+        directory=directory,
+    )
+
+
+def read_swc(root: str | Path, require_audio: bool = True) -> list[Article]:
+    """Read every article folder under `root`; unreadable ones are skipped, counted and logged with the reason."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SWCError(f"{root} is not a directory")
+    articles, skipped = [], []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
+        try:
+            articles.append(read_article(folder, require_audio))
+        except SWCError as e:
+            skipped.append(str(e))
+            logger.warning("skipped %s", e)
+    if skipped:
+        logger.warning("skipped %d of %d articles: %s", len(skipped), len(folders), "; ".join(skipped))
+    return articles
