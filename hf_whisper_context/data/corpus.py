@@ -40,6 +40,8 @@ SKIP_SECTIONS = {
 }  # fmt: skip
 VOICES = {"flite": ("slt", "rms", "awb"), "espeak": ("en-us", "en+f2", "en-us+m3")}
 _DROP_TAGS = {"ref", "math", "gallery", "table", "timeline", "score", "syntaxhighlight", "code", "chem", "hiero"}
+# <ref/>; <ref>…</ref> (which holds no other <ref>); an unclosed <ref> to the end of its line; a stray </ref>
+_REFS = re.compile(r"<ref[^>]*/>|<ref[^>]*>(?:(?!<ref).){0,5000}?</ref>|<ref[^>]*>[^\n]*|</ref>", re.S)
 _NON_PROSE = re.compile(r"^\s*[*#;:|{!]")  # list, definition, indent and table lines
 
 
@@ -102,8 +104,9 @@ def wikipedia_articles(path: str | Path | None = None) -> Iterator[tuple[str, st
 def _strip(wikitext: str) -> str:
     import mwparserfromhell as mw
 
+    wikitext = _REFS.sub("", wikitext)  # before parsing: an unclosed <ref> would swallow what follows
     code = mw.parse("\n".join(line for line in wikitext.splitlines() if not _NON_PROSE.match(line)))
-    for node in [*code.filter_tags(recursive=True), *code.filter_templates(recursive=False)]:
+    for node in [*code.filter_tags(recursive=True), *code.filter_templates(recursive=True)]:
         if not hasattr(node, "tag") or str(node.tag).lower() in _DROP_TAGS:
             try:
                 code.remove(node)
@@ -116,8 +119,10 @@ def _strip(wikitext: str) -> str:
             except ValueError:
                 pass
     text = code.strip_code(normalize=True, collapse=True)
+    text = re.sub(r"[^\S\n]", " ", text)  # no-break and thin spaces: plain spaces (spaCy would make tokens of them)
+    text = re.sub(r"\{\{|\}\}", "", text)  # braces of templates cut by the line filter (quotations)
     text = re.sub(r"\(\s*[;,\s]*\)", "", text)  # parentheses emptied by removed templates
-    text = re.sub(r"\(\s*[;,]+\s*", "(", text)
+    text = re.sub(r"\(\s*(?:[;,]\s*)+", "(", text)
     text = re.sub(r"[ \t]+([,.;:])", r"\1", text)
     return re.sub(r"[ \t]{2,}", " ", text)
 
@@ -278,8 +283,13 @@ def build_corpus(
             report.built.append(title)
             bar.update()
             continue
+        paragraphs = clean_article(wikitext)
+        prose_words = sum(len(p.text.split()) for p in paragraphs if not p.title)
+        if prose_words < config.min_words:  # decided before any speech is made
+            report.skipped.append(f"{title}: only {prose_words} words of prose (min_words={config.min_words})")
+            continue
         try:
-            report.audio_s += build_article(title, clean_article(wikitext), target, config, voice, rate, nlp)
+            report.audio_s += build_article(title, paragraphs, target, config, voice, rate, nlp)
         except ValueError as e:
             report.skipped.append(str(e))
             continue

@@ -127,6 +127,17 @@ def _spacing_from(text: str, tokens: list[Token]) -> None:
         tok.tail = gap[: len(gap) - len(gap.lstrip())]  # only whitespace: text with no token is not spoken
 
 
+def _read_tokens(element: ET.Element) -> list[ET.Element]:
+    """The <t> elements under `element`, in order, leaving out those inside <ignored>."""
+    found = []
+    for child in element:
+        if child.tag == "t":
+            found.append(child)
+        elif child.tag != "ignored":
+            found.extend(_read_tokens(child))
+    return found
+
+
 def _walk(element: ET.Element, section: tuple[str, ...], out: list[Sentence], extra: list[Sentence], in_extra=False):
     for child in element:
         tag = child.tag
@@ -135,14 +146,14 @@ def _walk(element: ET.Element, section: tuple[str, ...], out: list[Sentence], ex
         if tag == "extra":
             _walk(child, section, out, extra, in_extra=True)
         elif tag == "s":
-            tokens = [_token(t, in_extra) for t in child.iter("t")]
+            tokens = [_token(t, in_extra) for t in _read_tokens(child)]
             if child.get("text") is not None:
                 _spacing_from(child.get("text"), tokens)
             if tokens:
                 (extra if in_extra else out).append(Sentence(tokens, section))
         elif tag == "section":
             title_el = child.find("sectiontitle")
-            title_tokens = [_token(t, in_extra) for t in title_el.iter("t")] if title_el is not None else []
+            title_tokens = [_token(t, in_extra) for t in _read_tokens(title_el)] if title_el is not None else []
             title = join_tokens(title_tokens).strip()
             inner = (*section, title)
             if title_tokens and not in_extra:
@@ -191,6 +202,10 @@ def read_article(directory: str | Path, require_audio: bool = True) -> Article:
     try:
         root = ET.parse(swc).getroot()
     except ET.ParseError as e:
+        try:
+            swc.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise SWCError(f"{directory.name}/aligned.swc is not UTF-8 (byte {bad.start}); re-encode it") from e
         raise SWCError(f"{directory.name}/aligned.swc is malformed XML ({e})") from e
     except UnicodeDecodeError as e:
         raise SWCError(f"{directory.name}/aligned.swc is not valid UTF-8 ({e})") from e

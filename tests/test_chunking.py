@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from hf_whisper_context.data.chunking import ChunkConfig, FlatArticle, chunk_article, flatten, interpolate_times
+from hf_whisper_context.data.swc import read_article
+
+from .test_swc import FIXTURES
+
+
+def _synthetic(n_words=200, word_ms=300, gap_ms=100, entities=()):
+    starts = np.arange(n_words) * (word_ms + gap_ms)
+    texts = [f"w{i}" for i in range(n_words)]
+    return FlatArticle(texts, [" "] * n_words, starts.astype(float), (starts + word_ms).astype(float),
+                       list(entities), np.ones(n_words, dtype=bool))  # fmt: skip
+
+
+def test_interpolation_by_hand():
+    s, e = interpolate_times([0, None, None, 500], [100, None, None, 600])
+    assert s.tolist() == [0, 100, 300, 500] and e.tolist() == [100, 300, 500, 600]
+    s, e = interpolate_times([None, 1000], [None, 1100])
+    assert s.tolist() == [600, 1000] and e.tolist() == [1000, 1100]
+    s, e = interpolate_times([0, None], [100, None])  # trailing run: after its left neighbour
+    assert s.tolist() == [0, 100] and e.tolist() == [100, 500]
+    s, _ = interpolate_times([0, None, 100_000], [100, None, 100_100])  # a long gap is not stretched over
+    assert s[1] == 100 and _[1] == 500
+    with pytest.raises(ValueError, match="no timed tokens"):
+        interpolate_times([None], [None])
+
+
+def test_middles_tile_the_article_and_audio_fits():
+    flat = _synthetic()
+    chunks = chunk_article(flat, ChunkConfig(context_words=64))
+    assert [c["middle"][0] for c in chunks[1:]] == [c["middle"][1] for c in chunks[:-1]]
+    assert chunks[0]["middle"][0] == 0 and chunks[-1]["middle"][1] == 200
+    assert all(c["end_ms"] - c["start_ms"] <= 30_000 for c in chunks)
+    assert all(c["middle_end_ms"] - c["middle_start_ms"] <= 20_000 for c in chunks)
+    assert " ".join(c["middle_text"] for c in chunks) == " ".join(flat.texts)
+    second = chunks[1]
+    assert second["start_ms"] >= second["middle_start_ms"] - 5000 and second["tokens"][0] < second["middle"][0]
+
+
+def test_entity_crossing_a_boundary_goes_to_the_right_chunk():
+    plain = chunk_article(_synthetic(), ChunkConfig(context_words=64))
+    boundary = plain[1]["middle"][0]  # first token of the second middle
+    flat = _synthetic(entities=[(boundary - 2, boundary + 1, "PERSON")])
+    chunks = chunk_article(flat, ChunkConfig(context_words=64))
+    assert chunks[1]["middle"][0] == boundary - 2
+    assert chunks[1]["middle_text_tagged"].startswith(f"[PERSON]w{boundary - 2} w{boundary - 1} w{boundary}[/PERSON]")
+    assert "[PERSON]" not in chunks[0]["middle_text_tagged"]
+    for c in chunks:  # tags are balanced in every text
+        for key in ("text_tagged", "middle_text_tagged", "text_timestamps"):
+            assert c[key].count("[PERSON]") == c[key].count("[/PERSON]")
+
+
+def test_context_window_is_half_before_half_after_and_clipped():
+    chunks = chunk_article(_synthetic(), ChunkConfig(context_words=64))
+    assert chunks[0]["context_before"] == "" and chunks[-1]["context_after"] == ""
+    middle = chunks[len(chunks) // 2]
+    assert len(middle["context_before"].split()) == 32 and len(middle["context_after"].split()) == 32
+    lo, hi = middle["tokens"]
+    assert middle["context_before"].split()[-1] == f"w{lo - 1}" and middle["context_after"].split()[0] == f"w{hi}"
+
+
+def test_boundary_timestamps_mark_the_middle():
+    chunk = chunk_article(_synthetic(), ChunkConfig(context_words=64))[1]
+    marked = chunk["text_timestamps"]
+    assert marked.count("<|") == 2
+    rel = (chunk["middle_start_ms"] - chunk["start_ms"]) / 1000
+    assert f"<|{round(rel / 0.02) * 0.02:.2f}|>w{chunk['middle'][0]}" in marked
+
+
+def test_real_fixture_chunks():
+    article = read_article(FIXTURES / "Philosophie", require_audio=False)
+    flat = flatten(article)
+    chunks = chunk_article(flat)
+    assert all(c["end_ms"] - c["start_ms"] <= 30_000 for c in chunks)
+    assert " ".join(c["middle_text"] for c in chunks).split() == article.text.split()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"middle_s": 0}, "positive middle"),
+        ({"left_s": 10, "right_s": 10}, "30 s"),
+        ({"context_words": 10}, "64..4096"),
+    ],
+)
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ChunkConfig(**kwargs)

@@ -1,0 +1,81 @@
+"""The offline spoken-Wikipedia corpus: built from real articles with flite, read back by the SWC reader."""
+
+import json
+
+import jiwer
+import numpy as np
+import pytest
+
+from hf_whisper_context.data.corpus import CorpusConfig, build_corpus, clean_article, wikipedia_articles
+from hf_whisper_context.data.dataset import chunk_audio, load_swc, load_swc_articles, make_splits
+from hf_whisper_context.data.swc import read_swc
+from hf_whisper_context.data.tts import TTSError
+
+pytestmark = pytest.mark.slow
+TITLES = ("Albedo", "Achilles", "Abraham Lincoln", "Aristotle")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    report = build_corpus(root, CorpusConfig(titles=TITLES, max_words=160, min_words=60, seed=1))
+    assert sorted(report.built) == sorted(TITLES) and report.skipped == []
+    return root
+
+
+def test_cleaning_keeps_prose_and_drops_reference_sections():
+    wikitext = dict(wikipedia_articles())["Albert Einstein"]
+    paragraphs = clean_article(wikitext)
+    sections = {p.section[0] for p in paragraphs if p.section}
+    assert "Biography" in sections and not sections & {"References", "External links", "See also"}
+    text = " ".join(p.text for p in paragraphs)
+    assert "14 March 1879" in text and "{{" not in text and "<ref" not in text and "[[" not in text
+
+
+def test_reader_gives_back_the_cleaned_sentences(corpus):
+    wikitext = dict(wikipedia_articles())
+    for article in read_swc(corpus):
+        spoken = " ".join(s.text for s in article.sentences)
+        source = " ".join(p.text for p in clean_article(wikitext[article.title]))
+        assert source.replace(" ", "").startswith(spoken.replace(" ", "")), article.title
+        assert len(spoken.split()) >= 60
+        assert sum(t.timed for t in article.tokens) > 0.8 * len(spoken.split())
+
+
+def test_chunks_hold_speech_and_tile_the_article(corpus):
+    data = load_swc(corpus, test_articles=1)
+    splits = json.loads((corpus / "splits.json").read_text())
+    assert set(splits["test"]).isdisjoint(splits["train"]) and len(splits["test"]) == 1
+    assert make_splits(corpus, test_articles=1) == splits  # read back, not redrawn
+    articles = {a.identifier: a for a in read_swc(corpus)}
+    for split in data.values():
+        for article_id in set(split["article_id"]):
+            rows = sorted((r for r in split if r["article_id"] == article_id), key=lambda r: r["chunk_index"])
+            assert " ".join(r["middle_text"] for r in rows).split() == articles[article_id].text.split()
+            for row in rows:
+                audio = chunk_audio(row)
+                assert len(audio) / 16000 <= 30.0 and np.abs(audio).max() > 0.05
+                assert len(audio) / 16000 == pytest.approx(row["end_s"] - row["start_s"], abs=0.01)
+    again = load_swc(corpus, test_articles=1)
+    assert again["train"]._fingerprint == data["train"]._fingerprint  # the Arrow cache is reused
+    per_article = load_swc_articles(corpus, "test")
+    assert per_article[0]["article_id"] == splits["test"][0] and per_article[0]["duration_s"] > 30
+
+
+def test_tiny_en_understands_a_built_chunk(corpus, tiny_en):
+    from transformers import pipeline
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    row = load_swc(corpus, test_articles=1)["train"][1]
+    asr = pipeline("automatic-speech-recognition", model=str(tiny_en))
+    hypothesis = asr(chunk_audio(row), generate_kwargs={"num_beams": 1})["text"]
+    normalize = EnglishTextNormalizer({})
+    wer = jiwer.wer(normalize(row["text"]), normalize(hypothesis))
+    print(f"normalised WER of tiny.en on a built chunk: {wer:.3f}")
+    assert wer < 0.35, (row["text"], hypothesis)
+
+
+def test_missing_engine_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TTSError, match="apt-get install espeak-ng"):
+        build_corpus(tmp_path / "c", CorpusConfig(tts="espeak", articles=1))
