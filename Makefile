@@ -18,10 +18,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev,bundled]"
 	touch $(STAMP)
 
-# Offline speech synthesis (demo sample, corpus builder, tests) uses Debian's flite.
+# Offline speech synthesis (demo sample, corpus builder, tests) uses Debian's flite and espeak-ng.
 tts:
-	@command -v flite >/dev/null 2>&1 || { echo "installing flite (offline speech synthesis)"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq flite >/dev/null; }
+	@command -v flite >/dev/null 2>&1 && command -v espeak-ng >/dev/null 2>&1 || { \
+		echo "installing flite and espeak-ng (offline speech synthesis)"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq flite espeak-ng >/dev/null; }
 
 demo: $(STAMP) tts
 	$(BIN)/hf-whisper-context demo --output-dir outputs/demo

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("action", choices=["build", "stats"])
     corpus.add_argument("--out", required=True, help="corpus folder (one SWC folder per article)")
     corpus.add_argument("--articles", type=int, default=15, help="how many articles to speak (default 15)")
-    corpus.add_argument("--tts", default="flite", choices=["flite", "espeak"])
+    corpus.add_argument("--tts", default="flite", choices=["flite", "espeak", "piper"])
     corpus.add_argument("--voices", nargs="*", help="voices to draw from per article (default: the engine's set)")
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--max-words", type=int, default=1200, help="words per article (whole sentences)")

@@ -75,6 +75,17 @@ def test_tiny_en_understands_a_built_chunk(corpus, tiny_en):
     assert wer < 0.35, (row["text"], hypothesis)
 
 
+def test_espeak_word_times_come_from_the_engine(tmp_path):
+    report = build_corpus(tmp_path, CorpusConfig(tts="espeak", titles=("Albedo",), max_words=80, min_words=40))
+    assert report.built == ["Albedo"]
+    (article,) = read_swc(tmp_path)
+    info = json.loads((tmp_path / "Albedo" / "info.json").read_text())
+    assert info["timing"] == "espeak-word-events" and info["tts"]["engine"] == "espeak"
+    starts = [t.start_ms for t in article.tokens if t.timed]
+    assert starts == sorted(starts) and len(set(starts)) > 0.9 * len(starts)
+    assert article.tokens[0].start_ms < 500  # the first word starts where the engine put it, near the start
+
+
 def test_missing_engine_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TTSError, match="apt-get install espeak-ng"):

@@ -1,1 +1,2 @@
-"""Data: speech synthesis for the offline corpus, and (later) the Spoken Wikipedia reader, chunker and tagger."""
+"""Data: the Spoken Wikipedia reader (`swc`), chunker (`chunking`), entity tagger (`entities`), the offline corpus
+builder (`corpus`, `tts`) and the `datasets` integration (`dataset`)."""

@@ -2,9 +2,10 @@
 
 Text: the 106 full articles shipped inside the `gensim==4.4.0` wheel (CC BY-SA), cleaned with mwparserfromhell;
 sections that are references, lists or tables are skipped. Sentences and tokens come from spaCy (token text and its
-trailing whitespace are exactly SWC's `<t>` text and tail). Speech: one synthesis per sentence; word times are
-apportioned inside each sentence's voiced part by character count (`timing.method = apportioned` in the metadata),
-so they are approximate within a sentence and exact at sentence edges. Output per article: `aligned.swc`, `audio.flac`
+trailing whitespace are exactly SWC's `<t>` text and tail). Speech: one synthesis per sentence. Word times come from
+libespeak-ng's own word events with `--tts espeak` (`timing.method = espeak-word-events`); with flite and Piper they
+are apportioned inside each sentence's voiced part by character count (`apportioned`): exact at sentence edges,
+approximate inside. Output per article: `aligned.swc`, `audio.flac`
 (or `.ogg`, 16 kHz mono), `info.json`, `wiki.txt` — read back by `data.swc.read_article` like a real SWC download.
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..audio import SAMPLING_RATE, resample
 from ..utils import atomic_folder
-from .tts import ENGINES, engine_path, synthesize
+from .tts import ENGINES, engine_path, espeak_with_word_times, synthesize
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ SKIP_SECTIONS = {
     "footnotes", "citations", "works cited", "notes and references", "references and notes", "gallery",
     "discography", "filmography", "selected works", "works", "publications", "awards", "honours", "honors",
 }  # fmt: skip
-VOICES = {"flite": ("slt", "rms", "awb"), "espeak": ("en-us", "en+f2", "en-us+m3")}
+VOICES = {"flite": ("slt", "rms", "awb"), "espeak": ("en-us", "en+f2", "en-us+m3"), "piper": ("joe",)}
 _DROP_TAGS = {"ref", "math", "gallery", "table", "timeline", "score", "syntaxhighlight", "code", "chem", "hiero"}
 # <ref/>; <ref>…</ref> (which holds no other <ref>); an unclosed <ref> to the end of its line; a stray </ref>
 _REFS = re.compile(r"<ref[^>]*/>|<ref[^>]*>(?:(?!<ref).){0,5000}?</ref>|<ref[^>]*>[^\n]*|</ref>", re.S)
@@ -163,12 +164,33 @@ def _voiced(audio: np.ndarray, threshold: float = 0.01) -> tuple[int, int]:
     return int(loud[0] * frame), int(min(len(audio), (loud[-1] + 1) * frame))
 
 
-def _speak(text: str, engine: str, voice: str, rate: float, tmp: Path) -> np.ndarray:
+def _speak(text: str, config: CorpusConfig, voice: str, rate: float, scratch: Path) -> tuple[np.ndarray, list]:
+    """16 kHz audio of `text` and the engine's word events [(char_start, char_end, sample)] (espeak only)."""
     import soundfile as sf
 
-    wav = synthesize(text, tmp / "sentence.wav", engine=engine, voice=voice, rate=rate)
+    if config.tts == "espeak":
+        audio, sr, words = espeak_with_word_times(text, voice, rate)
+        return resample(audio, sr, SAMPLING_RATE), [(a, b, ms * SAMPLING_RATE // 1000) for a, b, ms in words]
+    wav = synthesize(text, scratch / "sentence.wav", engine=config.tts, voice=voice, rate=rate)
     audio, sr = sf.read(wav, dtype="float32", always_2d=True)
-    return resample(audio.mean(axis=1), sr, SAMPLING_RATE)
+    return resample(audio.mean(axis=1), sr, SAMPLING_RATE), []
+
+
+def place_words(weights: np.ndarray, anchors: dict[int, float], lo: float, hi: float) -> np.ndarray:
+    """Token edges (n + 1 sample positions) in [lo, hi]: tokens with an anchor start there (engine word events);
+    the others share the time between anchors in proportion to their weights (characters; 0 = not spoken)."""
+    n = len(weights)
+    fixed = {0: lo, n: hi, **{k: v for k, v in anchors.items() if 0 < k < n}}
+    if 0 in anchors:
+        fixed[0] = min(anchors[0], lo)
+    keys = sorted(fixed)
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    edges = np.zeros(n + 1)
+    for a, b in zip(keys[:-1], keys[1:], strict=True):
+        span = cumulative[b] - cumulative[a]
+        share = (cumulative[a : b + 1] - cumulative[a]) / span if span > 0 else np.linspace(0, 1, b - a + 1)
+        edges[a : b + 1] = fixed[a] + share * max(fixed[b] - fixed[a], 0)
+    return np.maximum.accumulate(edges)
 
 
 def _spoken(token) -> bool:
@@ -200,11 +222,19 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
                 tokens = [t for t in sent if not t.is_space]
                 if not any(_spoken(t) for t in tokens):
                     continue
-                audio = _speak(sent.text.strip(), config.tts, voice, rate, Path(scratch))
+                spoken_text = sent.text.strip()
+                audio, events = _speak(spoken_text, config, voice, rate, Path(scratch))
                 lo, hi = _voiced(audio)
                 s_el = container if paragraph.title else ET.SubElement(container, "s")
                 weights = np.array([len(t.text) if _spoken(t) else 0 for t in tokens], dtype=float)
-                edges = lo + np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (hi - lo)
+                base = tokens[0].idx
+                anchors = {}
+                for k, tok in enumerate(tokens):
+                    a = tok.idx - base
+                    hits = [sample for start, _, sample in events if a <= start < a + len(tok.text)]
+                    if hits and weights[k]:
+                        anchors[k] = float(hits[0])
+                edges = place_words(weights, anchors, lo, hi)
                 for k, tok in enumerate(tokens):
                     t_el = ET.SubElement(s_el, "t")
                     t_el.text = tok.text
@@ -225,6 +255,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
         fmt = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}[config.audio_format]
         sf.write(tmp / audio_name, audio, SAMPLING_RATE, format=fmt[0], subtype=fmt[1])
         identifier = out_dir.name
+        timing = "espeak-word-events" if config.tts == "espeak" else "apportioned"
         meta = ET.Element("meta")
         props = {
             "DC.title": title,
@@ -233,7 +264,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
             "DC.license": "CC-BY-SA",
             "DC.source": f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}",
             "reader.name": f"{config.tts}:{voice}@{rate}",
-            "timing.method": "apportioned",
+            "timing.method": timing,
         }
         for key, value in props.items():
             ET.SubElement(meta, "prop", key=key, value=value)
@@ -244,7 +275,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
             "article": {"title": title, "identifier": identifier, "language": "en"},
             "audio_files": [{"title": audio_name, "offset": 0.0, "duration": len(audio) / SAMPLING_RATE}],
             "tts": {"engine": config.tts, "voice": voice, "rate": rate},
-            "timing": "apportioned",
+            "timing": timing,
             "source": "gensim==4.4.0 " + WIKI_DUMP,
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -151,7 +151,7 @@ def _article_rows(folders: list[str], spacy_model: str | None, tag_cache: str | 
         }
 
 
-def _build(generator, root: Path, folders: list[str], cache_dir, **kwargs):
+def _build(generator, folders: list[str], cache_dir, **kwargs):
     from datasets import Dataset
 
     fingerprint = {"data_version": DATA_VERSION, "tagger_version": TAGGER_VERSION}
@@ -159,6 +159,12 @@ def _build(generator, root: Path, folders: list[str], cache_dir, **kwargs):
     return Dataset.from_generator(
         generator, gen_kwargs={"folders": folders, **kwargs, **fingerprint}, cache_dir=cache_dir
     )
+
+
+def _tag_cache(cache_dir) -> str:
+    from ..bundled import cache_dir as package_cache
+
+    return str(Path(cache_dir) / "entities" if cache_dir else package_cache() / "entities")
 
 
 def load_swc(
@@ -170,7 +176,8 @@ def load_swc(
     seed: int = 0,
     cache_dir: str | Path | None = None,
 ):
-    """A `DatasetDict` of chunks, split by article. `spacy_model=None` skips entity tagging (tags stay empty).
+    """A `DatasetDict` of chunks, split by article. `spacy_model=None` skips entity tagging (tags stay empty);
+    `cache_dir` holds the Arrow files and the entity tags (default: datasets' cache and the package cache).
 
     Columns: article_id, title, chunk_index, n_chunks, audio_path/audio_start_s/audio_end_s (file segments, seconds
     into each file), start_s/end_s and middle_start_s/middle_end_s (article timeline), text, text_tagged,
@@ -180,18 +187,17 @@ def load_swc(
 
     root = Path(root)
     splits = make_splits(root, test_articles, validation_articles, seed)
-    tag_cache = str(Path(cache_dir or root / ".cache") / "entities")
+    tag_cache = _tag_cache(cache_dir)
     return DatasetDict(
         {
             name: _build(
                 _chunk_rows,
-                root,
                 [str(root / a) for a in ids],
                 cache_dir,
                 config=asdict(chunk_config),
                 spacy_model=spacy_model,
                 tag_cache=tag_cache,
-            )  # fmt: skip
+            )
             for name, ids in splits.items()
             if ids
         }
@@ -205,8 +211,8 @@ def load_swc_articles(root: str | Path, split: str = "test", spacy_model: str | 
     if not (root / "splits.json").is_file():
         raise FileNotFoundError(f"{root}/splits.json is missing: call load_swc (or `corpus stats`) first")
     ids = json.loads((root / "splits.json").read_text(encoding="utf-8"))[split]
-    tag_cache = str(Path(cache_dir or root / ".cache") / "entities")
-    return _build(_article_rows, root, [str(root / a) for a in ids], cache_dir, spacy_model=spacy_model,
+    tag_cache = _tag_cache(cache_dir)
+    return _build(_article_rows, [str(root / a) for a in ids], cache_dir, spacy_model=spacy_model,
                   tag_cache=tag_cache)  # fmt: skip
 
 
