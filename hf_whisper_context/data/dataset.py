@@ -72,10 +72,17 @@ def make_splits(root: str | Path, test_articles: int = 3, validation_articles: i
     return splits
 
 
-def _tagged(folder: Path, tagger: EntityTagger | None):
-    article = read_article(folder)
-    spans = tagger.tag([s.text for s in article.sentences]) if tagger else None
-    return article, flatten(article, spans)
+def _tagged_articles(folders: list[str], spacy_model: str | None, tag_cache: str | None):
+    """(article, flattened article with entity spans) per readable folder; unreadable ones are skipped and logged."""
+    tagger = EntityTagger(spacy_model, cache_dir=tag_cache) if spacy_model else None
+    for folder in folders:
+        try:
+            article = read_article(folder)
+        except SWCError as e:
+            logger.warning("skipped %s", e)
+            continue
+        spans = tagger.tag([s.text for s in article.sentences]) if tagger else None
+        yield article, flatten(article, spans)
 
 
 def _segments(article, start_ms: float, end_ms: float) -> tuple[list[str], list[float], list[float]]:
@@ -90,14 +97,8 @@ def _segments(article, start_ms: float, end_ms: float) -> tuple[list[str], list[
 
 
 def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_cache: str | None, **_fingerprint):
-    tagger = EntityTagger(spacy_model, cache_dir=tag_cache) if spacy_model else None
     chunk_config = ChunkConfig(**config)
-    for folder in folders:
-        try:
-            article, flat = _tagged(Path(folder), tagger)
-        except SWCError as e:
-            logger.warning("skipped %s", e)
-            continue
+    for article, flat in _tagged_articles(folders, spacy_model, tag_cache):
         chunks = chunk_article(flat, chunk_config)
         for index, chunk in enumerate(chunks):
             seconds = (chunk["end_ms"] - chunk["start_ms"]) / 1000
@@ -130,15 +131,9 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
 
 
 def _article_rows(folders: list[str], spacy_model: str | None, tag_cache: str | None, **_fingerprint):
-    tagger = EntityTagger(spacy_model, cache_dir=tag_cache) if spacy_model else None
-    for folder in folders:
-        try:
-            article, flat = _tagged(Path(folder), tagger)
-        except SWCError as e:
-            logger.warning("skipped %s", e)
-            continue
-        import soundfile as sf
+    import soundfile as sf
 
+    for article, flat in _tagged_articles(folders, spacy_model, tag_cache):
         yield {
             "article_id": article.identifier,
             "title": article.title,
