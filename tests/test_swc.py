@@ -11,9 +11,7 @@ import soundfile as sf
 
 from hf_whisper_context.data.swc import SWCError, read_article, read_swc
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "swc"
-if not FIXTURES.is_dir():  # CI clones the repo next to a copy of shared/
-    FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "swc"
+FIXTURES = Path(__file__).parent / "fixtures" / "swc"  # real Spoken Wikipedia files (CC BY-SA 4.0), see README
 
 FIRST_SENTENCES = {
     # read aloud (outside <ignored>/<extra>), in order; Fonteius_Capito is an abridged, pretty-printed file
