@@ -105,6 +105,19 @@ def _corpus(args) -> None:
     print(json.dumps(stats, indent=2))
 
 
+def _evaluate(args) -> None:
+    from .evaluation import evaluate_longform, markdown_table
+    from .transcribe import Decoding
+
+    decoding = Decoding(num_beams=args.num_beams, language=args.language)
+    results = evaluate_longform(
+        args.model, args.data, args.split, args.strategy, args.output_dir, decoding, args.batch_size, args.device,
+        args.cache_dir, args.limit,
+    )  # fmt: skip
+    print(markdown_table(results))
+    print(f"written: {args.output_dir}/results.json, results.md and plots")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-whisper-context", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
@@ -136,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--audio-format", default="flac", choices=["flac", "ogg"])
     corpus.add_argument("--test-articles", type=int, default=3, help="test-split articles (splits.json)")
     corpus.set_defaults(func=_corpus)
+
+    ev = sub.add_parser("evaluate", help="long-form evaluation of whole articles; one column per model/strategy")
+    ev.add_argument("--model", nargs="+", default=["tiny.en"], help="bundled names, folders or Hub ids")
+    ev.add_argument("--data", required=True, help="SWC folder (with splits.json, see `corpus stats`)")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--strategy", nargs="+", default=["chunked"], choices=["chunked", "sequential"])
+    ev.add_argument("--output-dir", default="outputs/eval")
+    ev.add_argument("--language", default="en", help="for multilingual models (default: en)")
+    ev.add_argument("--num-beams", type=int, default=1, help="1 = greedy (default)")
+    ev.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (chunked)")
+    ev.add_argument("--limit", type=int, help="evaluate only the first N articles")
+    ev.add_argument("--device")
+    ev.add_argument("--cache-dir")
+    ev.set_defaults(func=_evaluate)
 
     demo = sub.add_parser("demo", help="the main job on the bundled models")
     demo.add_argument("--output-dir", help="where the demo writes its files (default: a temporary folder)")

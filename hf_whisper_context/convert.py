@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-CONVERTER_VERSION = "2"
+CONVERTER_VERSION = "3"
 ENC_DEC = ("encoder", "decoder")
 
 # CTranslate2 dtype ids -> numpy dtypes (bf16 is read as raw uint16 and widened by hand).
@@ -140,7 +140,7 @@ def _whisper_tokenizer(tokenizer_json: Path, vocab_size: int):
     taken = set(vocab) | {"<|endoftext|>"}
     specials = [t for t in spec["added_tokens"] if t["special"] and t["content"] not in taken]
     specials.sort(key=lambda t: t["id"])
-    tokenizer = WhisperTokenizer(vocab=vocab, merges=merges)
+    tokenizer = WhisperTokenizer(vocab=vocab, merges=merges, pad_token="<|endoftext|>")  # as on the Hub: batching
     tokenizer.add_special_tokens(
         {"extra_special_tokens": [AddedToken(t["content"], special=True, normalized=False) for t in specials]}
     )

@@ -1,17 +1,22 @@
-"""Transcription with `pipeline("automatic-speech-recognition")`, with the decoding stated (greedy by default)."""
+"""Transcription with `pipeline("automatic-speech-recognition")`, with the decoding stated (greedy by default):
+short clips (`transcribe`) and whole articles (`transcribe_long`, chunked or sequential, streamed in blocks)."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .audio import SAMPLING_RATE, is_silent, load_audio
 
 logger = logging.getLogger(__name__)
 
 WHISPER_WINDOW_S = 30
+BLOCK_S = 600.0  # long audio is read and transcribed 10 minutes at a time
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,109 @@ def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:
         kwargs["chunk_length_s"] = WHISPER_WINDOW_S  # long audio: overlapping 30 s windows, merged by the pipeline
     out = asr({"raw": audio, "sampling_rate": SAMPLING_RATE}, **kwargs)
     return out["text"].strip()
+
+
+STRATEGIES = ("chunked", "sequential")
+_TAG = re.compile(r"\[(/?)([A-Z][A-Z_]*)\]")
+
+
+@dataclass
+class Transcript:
+    text: str
+    segments: list[dict] = field(default_factory=list)  # {"start": s, "end": s or None, "text": str}, article time
+
+
+def balance_tags(text: str) -> str:
+    """Drop entity tags that a chunk join left unmatched (an opening tag never closed, a closing tag never opened),
+    so that every tag that stays encloses its entity."""
+    opened: list[tuple[str, int]] = []
+    keep = [True] * len(text)
+    spans = []
+    for m in _TAG.finditer(text):
+        closing, label = m.groups()
+        if not closing:
+            opened.append((label, len(spans)))
+            spans.append([m.start(), m.end(), False])
+        elif opened and opened[-1][0] == label:
+            spans[opened.pop()[1]][2] = True
+            spans.append([m.start(), m.end(), True])
+        else:
+            spans.append([m.start(), m.end(), False])
+    for start, end, matched in spans:
+        if not matched:
+            keep[start:end] = [False] * (end - start)
+    return " ".join("".join(c for c, k in zip(text, keep, strict=True) if k).split())
+
+
+def audio_blocks(audio, block_s: float = BLOCK_S, sampling_rate: int = SAMPLING_RATE):
+    """Yield (start_s, 16 kHz mono block) over an array, a file, or files played one after another, reading at most
+    about `block_s` + 10 s at a time. Blocks end at the quietest 100 ms of their last 10 s, so a cut falls between
+    words rather than inside one."""
+    import soundfile as sf
+
+    from .audio import resample
+
+    block, lookahead = int(block_s * sampling_rate), 10 * sampling_rate
+    sources = [audio] if isinstance(audio, (str, os.PathLike, np.ndarray)) else list(audio)
+    buffer, start = np.zeros(0, dtype=np.float32), 0
+    for source in sources:
+        if isinstance(source, np.ndarray):
+            pieces = [source.astype(np.float32)]
+        else:
+            f = sf.SoundFile(source)
+            pieces = (resample(b.mean(axis=1), f.samplerate, sampling_rate)
+                      for b in f.blocks(blocksize=block, always_2d=True, dtype="float32"))  # fmt: skip
+        for piece in pieces:
+            buffer = np.concatenate([buffer, piece])
+            while len(buffer) >= block + lookahead:
+                cut = _quietest(buffer, block - lookahead, block, sampling_rate)
+                yield start / sampling_rate, buffer[:cut]
+                buffer, start = buffer[cut:], start + cut
+    if len(buffer):
+        yield start / sampling_rate, buffer
+
+
+def _quietest(audio: np.ndarray, lo: int, hi: int, sampling_rate: int) -> int:
+    frame = sampling_rate // 10
+    energy = [float(np.square(audio[i : i + frame]).sum()) for i in range(lo, hi - frame + 1, frame // 2)]
+    return lo + int(np.argmin(energy)) * (frame // 2) + frame // 2
+
+
+def transcribe_long(
+    audio,
+    asr,
+    strategy="chunked",
+    decoding=Decoding(),
+    batch_size=4,
+    stride_s=5.0,
+    condition_on_prev=False,
+    block_s=BLOCK_S,
+) -> Transcript:
+    """Transcribe a whole article (array, file, or list of files played in order) with a loaded ASR pipeline.
+
+    - "chunked": 30 s windows overlapping by `stride_s` on each side, batched, merged by the pipeline;
+    - "sequential": Whisper's own long-form decoding (seek by predicted timestamps), optionally conditioned on
+      the previous text (`condition_on_prev`).
+    The audio is streamed in blocks of about `block_s` (memory stays bounded for hours of audio); silent blocks
+    are skipped. 0 s of audio gives an empty transcript.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    multilingual = bool(getattr(asr.model.generation_config, "is_multilingual", False))
+    generate_kwargs = decoding.generate_kwargs(multilingual)
+    kwargs = {"return_timestamps": True}
+    if strategy == "chunked":
+        kwargs.update(chunk_length_s=WHISPER_WINDOW_S, stride_length_s=stride_s, batch_size=batch_size)
+    else:
+        generate_kwargs.update(condition_on_prev_tokens=condition_on_prev)
+    texts, segments = [], []
+    for offset, block in audio_blocks(audio, block_s):
+        if is_silent(block):
+            continue
+        out = asr({"raw": block, "sampling_rate": SAMPLING_RATE}, generate_kwargs=generate_kwargs, **kwargs)
+        texts.append(out["text"].strip())
+        for chunk in out.get("chunks", []):
+            start, end = chunk["timestamp"]
+            segments.append({"start": offset + (start or 0.0), "end": None if end is None else offset + end,
+                             "text": chunk["text"].strip()})  # fmt: skip
+    return Transcript(balance_tags(" ".join(t for t in texts if t)), segments)

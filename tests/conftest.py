@@ -18,6 +18,20 @@ def clips(tmp_path_factory):
     return [(synthesize(text, root / f"clip{i}.wav", voice=voice), text) for i, (voice, text) in enumerate(CLIPS)]
 
 
+CORPUS_TITLES = ("Albedo", "Achilles", "Abraham Lincoln", "Aristotle")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Four real Wikipedia articles, 160 words each, spoken by flite into SWC folders."""
+    from hf_whisper_context.data.corpus import CorpusConfig, build_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    report = build_corpus(root, CorpusConfig(titles=CORPUS_TITLES, max_words=160, min_words=60, seed=1))
+    assert sorted(report.built) == sorted(CORPUS_TITLES) and report.skipped == []
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_en():
     return bundled.whisper("tiny.en")

@@ -12,15 +12,6 @@ from hf_whisper_context.data.swc import read_swc
 from hf_whisper_context.data.tts import TTSError
 
 pytestmark = pytest.mark.slow
-TITLES = ("Albedo", "Achilles", "Abraham Lincoln", "Aristotle")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    report = build_corpus(root, CorpusConfig(titles=TITLES, max_words=160, min_words=60, seed=1))
-    assert sorted(report.built) == sorted(TITLES) and report.skipped == []
-    return root
 
 
 def test_cleaning_keeps_prose_and_drops_reference_sections():

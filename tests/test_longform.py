@@ -1,0 +1,77 @@
+"""Long-form transcription of whole articles and the evaluate command."""
+
+import json
+
+import jiwer
+import numpy as np
+import pytest
+
+from hf_whisper_context.cli import main
+from hf_whisper_context.data.dataset import load_swc, load_swc_articles
+from hf_whisper_context.transcribe import Transcript, audio_blocks, balance_tags, load_asr_pipeline, transcribe_long
+
+
+def test_balance_tags():
+    assert balance_tags("[PERSON]Bob[/PERSON] met [GPE]Paris and [/ORG]x") == "[PERSON]Bob[/PERSON] met Paris and x"
+    assert balance_tags("a [DATE]1 May[/DATE] b") == "a [DATE]1 May[/DATE] b"
+    assert balance_tags("[/GPE]") == ""
+
+
+def test_blocks_cut_in_the_quiet_and_cover_everything():
+    rate = 16000
+    audio = np.tile(np.concatenate([np.full(rate * 7, 0.5), np.zeros(rate // 2)]), 6).astype(np.float32)  # 45 s
+    blocks = list(audio_blocks(audio, block_s=15))
+    assert sum(len(b) for _, b in blocks) == len(audio)
+    assert [o for o, _ in blocks] == [0.0, *np.cumsum([len(b) / rate for _, b in blocks[:-1]]).tolist()]
+    for offset, _ in blocks[1:]:  # every cut lies in a silent gap
+        assert audio[int(offset * rate) - 10 : int(offset * rate) + 10].max() == 0.0
+
+
+def test_blocks_stream_files_in_order(tmp_path):
+    import soundfile as sf
+
+    for i, seconds in enumerate((3, 4), start=1):
+        sf.write(tmp_path / f"audio{i}.flac", np.full(seconds * 22050, 0.1 * i, dtype=np.float32), 22050)
+    blocks = list(audio_blocks([tmp_path / "audio1.flac", tmp_path / "audio2.flac"], block_s=600))
+    assert len(blocks) == 1 and abs(len(blocks[0][1]) - 7 * 16000) <= 2
+
+
+@pytest.mark.slow
+def test_empty_audio_and_unknown_strategy(tiny_en):
+    asr = load_asr_pipeline(str(tiny_en))
+    assert transcribe_long(np.zeros(0, dtype=np.float32), asr) == Transcript("", [])
+    with pytest.raises(ValueError, match="known: chunked, sequential"):
+        transcribe_long(np.zeros(10, dtype=np.float32), asr, strategy="magic")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["chunked", "sequential"])
+def test_whole_article_transcripts(corpus, tiny_en, strategy):
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    load_swc(corpus, test_articles=1)
+    article = load_swc_articles(corpus, "test")[0]
+    transcript = transcribe_long(article["audio_path"], load_asr_pipeline(str(tiny_en)), strategy, block_s=40)
+    normalize = EnglishTextNormalizer({})
+    wer = jiwer.wer(normalize(article["text"]), normalize(transcript.text))
+    assert wer < 0.35, (strategy, wer)
+    starts = [s["start"] for s in transcript.segments]
+    assert starts == sorted(starts) and starts[-1] > 30  # block offsets carried into article time
+
+
+@pytest.mark.slow
+def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, capsys):
+    load_swc(corpus, test_articles=1)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(tiny_en), "--data", str(corpus), "--strategy", "chunked", "sequential",
+            "--output-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["runs"]) == ["whisper-tiny.en (chunked)", "whisper-tiny.en (sequential)"]
+    table = (out / "results.md").read_text()
+    assert table.splitlines()[2] == "| metric | whisper-tiny.en (chunked) | whisper-tiny.en (sequential) |"
+    wer = results["runs"]["whisper-tiny.en (chunked)"]["summary"]["wer"]
+    assert f"| wer | {wer:.3f} |" in table and wer < 0.35
+    assert {p.name for p in out.glob("*.png")} == {"entity_f1_per_type.png", "punctuation_f1_per_mark.png",
+                                                   "wer_per_article.png"}  # fmt: skip
+    assert "entity F1 by type" in capsys.readouterr().out
