@@ -118,6 +118,37 @@ def _evaluate(args) -> None:
     print(f"written: {args.output_dir}/results.json, results.md and plots")
 
 
+def _teacher(args) -> None:
+    import json
+
+    from .data.dataset import load_swc, load_swc_articles
+
+    data = load_swc(args.data, test_articles=args.test_articles)
+    if args.action == "adapt":
+        from .teacher.adapt import adapt_teacher, tagged_passages
+
+        train = tagged_passages(load_swc_articles(args.data, "train")["text_tagged"])
+        held_out = tagged_passages(load_swc_articles(args.data, "test")["text_tagged"])
+        report = adapt_teacher(
+            train, args.output_dir, args.teacher, eval_texts=held_out, max_steps=args.max_steps,
+            num_train_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, merge=args.merge,
+        )  # fmt: skip
+        print(json.dumps(report, indent=2))
+        return
+    from .teacher.cache import CacheConfig, cache_teacher, teacher_identity
+    from .teacher.load import load_teacher
+
+    model, tokenizer = load_teacher(
+        args.teacher, dtype=args.dtype, adapter=args.adapter, quantization=args.quantization
+    )
+    config = CacheConfig(k=args.k, context_words=args.context_words, pooling=args.pooling, layer=args.layer,
+                         text_column=args.text_column, batch_size=args.batch_size)  # fmt: skip
+    identity = teacher_identity(args.teacher, model, args.adapter)
+    for split, dataset in data.items():
+        out = cache_teacher(dataset, model, tokenizer, f"{args.output_dir}/{split}", config, identity)
+        print(f"{split}: {len(dataset)} chunks cached in {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-whisper-context", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
@@ -164,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache-dir")
     ev.set_defaults(func=_evaluate)
 
+    teacher = sub.add_parser("teacher", help="adapt the teacher to tagged text (LoRA SFT), or cache its outputs")
+    teacher.add_argument("action", choices=["adapt", "cache"])
+    teacher.add_argument("--data", required=True, help="SWC folder (built corpus or Spoken Wikipedia)")
+    teacher.add_argument("--output-dir", required=True)
+    teacher.add_argument("--teacher", default="smollm2-135m", help="bundled name, folder or Hub id")
+    teacher.add_argument("--adapter", help="cache: a LoRA adapter from `teacher adapt`")
+    teacher.add_argument("--quantization", choices=["4bit", "8bit"], help="bitsandbytes, CUDA only")
+    teacher.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    teacher.add_argument("--test-articles", type=int, default=3)
+    teacher.add_argument("--max-steps", type=int, default=-1, help="adapt: stop after N steps (default: epochs)")
+    teacher.add_argument("--epochs", type=float, default=3.0)
+    teacher.add_argument("--batch-size", type=int, default=4)
+    teacher.add_argument("--max-length", type=int, default=512, help="adapt: tokens per passage")
+    teacher.add_argument("--merge", action="store_true", help="adapt: also write merged weights")
+    teacher.add_argument("--k", type=int, default=64, help="cache: top-k log-probs per position")
+    teacher.add_argument("--context-words", type=int, default=512)
+    teacher.add_argument("--pooling", default="last", choices=["last", "mean"])
+    teacher.add_argument("--layer", type=int, default=-1)
+    teacher.add_argument("--text-column", default="text", choices=["text", "text_tagged"])
+    teacher.set_defaults(func=_teacher)
+
     demo = sub.add_parser("demo", help="the main job on the bundled models")
     demo.add_argument("--output-dir", help="where the demo writes its files (default: a temporary folder)")
     demo.add_argument("--device")
@@ -182,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args) or 0
-    except (AudioError, BundledModelError, TTSError, SWCError, ValueError, FileNotFoundError) as e:
+    except (AudioError, BundledModelError, TTSError, SWCError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -1,0 +1,147 @@
+"""Adapt the teacher to entity-tagged article text: LoRA (QLoRA on CUDA) SFT with TRL's `SFTTrainer`.
+
+Paper recipe as defaults: r=16, alpha=32 on q_proj/v_proj, lr 2e-4, 3 epochs. The 42 tag tokens are added to the
+teacher's tokenizer and embeddings first; their rows are trained (peft `trainable_token_indices`) while the rest of
+the model stays frozen. The adapter is saved with its tokenizer; `merge=True` also writes merged weights.
+
+The tag rows are trained in place - the embedding matrix is made trainable and a gradient hook zeroes every other
+row - rather than with peft's `trainable_token_indices`: TRL's fused LM head reads `lm_head.weight` directly, which
+bypasses peft's token wrapper on tied-embedding models such as SmolLM2 (and fails on its missing `bias`). The rows
+are saved beside the adapter as `tag_embeddings.safetensors` and restored by `load_teacher(adapter=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from ..data.entities import TAG_TOKENS, add_tag_tokens
+from .load import ensure_pad_token, quantization_config, resolve_teacher
+
+logger = logging.getLogger(__name__)
+
+
+TAG_ROWS_FILE = "tag_embeddings.safetensors"
+
+
+def train_rows_only(weight, rows: list[int]):
+    """Make `weight` trainable but let gradients reach only `rows` (the other rows stay exactly as they were,
+    with weight decay 0, as the Trainer's default)."""
+    import torch
+
+    keep = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+    keep[rows] = 1
+    weight.requires_grad_(True)
+    weight.register_hook(lambda grad: grad * keep)
+    return weight
+
+
+def tagged_passages(texts, words_per_passage: int = 200) -> list[str]:
+    """Cut tagged article texts into passages of about `words_per_passage` words, never inside a tag span."""
+    passages = []
+    for text in texts:
+        words, current, depth = text.split(), [], 0
+        for word in words:
+            current.append(word)
+            depth += word.count("[") - 2 * word.count("[/")
+            if len(current) >= words_per_passage and depth <= 0:
+                passages.append(" ".join(current))
+                current, depth = [], 0
+        if len(current) >= 20:
+            passages.append(" ".join(current))
+    return passages
+
+
+def closing_tag_probability(model, tokenizer, texts: list[str], max_length: int = 512) -> float:
+    """Mean probability the model gives each closing tag token where it truly comes in `texts` (tagged text)."""
+    import torch
+
+    closing = {tokenizer.convert_tokens_to_ids(t) for t in TAG_TOKENS if t.startswith("[/")}
+    device = next(model.parameters()).device
+    probs = []
+    for text in texts:
+        ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length).input_ids.to(device)
+        with torch.inference_mode():
+            logits = model(ids).logits[0].float()
+        p = torch.softmax(logits[:-1], dim=-1)
+        targets = ids[0, 1:]
+        at = [i for i, t in enumerate(targets.tolist()) if t in closing]
+        probs.extend(p[at, targets[at]].tolist())
+    return sum(probs) / len(probs) if probs else math.nan
+
+
+def adapt_teacher(
+    train_texts: list[str],
+    output_dir: str | Path,
+    teacher: str = "smollm2-135m",
+    eval_texts: list[str] | None = None,
+    r: int = 16,
+    lora_alpha: int = 32,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    learning_rate: float = 2e-4,
+    num_train_epochs: float = 3.0,
+    max_steps: int = -1,
+    batch_size: int = 4,
+    max_length: int = 512,
+    quantization: str | None = "auto",
+    merge: bool = False,
+    seed: int = 0,
+    logging_steps: int = 10,
+) -> dict:
+    """LoRA-SFT the teacher on tagged text; returns the adapter path and held-out loss / closing-tag probability
+    before and after (when `eval_texts` is given)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    if quantization == "auto":
+        quantization = "4bit" if torch.cuda.is_available() else None
+    path = resolve_teacher(teacher)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ensure_pad_token(tokenizer)
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    model = AutoModelForCausalLM.from_pretrained(
+        path, quantization_config=quantization_config(quantization), dtype=torch.bfloat16 if bf16 else torch.float32
+    )
+    added = add_tag_tokens(tokenizer, model)
+    if quantization:
+        model = prepare_model_for_kbit_training(model)
+    tag_ids = tokenizer.convert_tokens_to_ids(list(TAG_TOKENS))
+    lora = LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=list(target_modules), task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=str(output_dir), dataset_text_field="text", max_length=max_length, learning_rate=learning_rate,
+        num_train_epochs=num_train_epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size, logging_steps=logging_steps, save_strategy="no", report_to=[],
+        seed=seed, bf16=bf16, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="linear",
+    )  # fmt: skip
+    eval_dataset = Dataset.from_dict({"text": eval_texts}) if eval_texts else None
+    model = get_peft_model(model, lora)
+    embeddings = train_rows_only(model.get_input_embeddings().weight, tag_ids)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": list(train_texts)}),
+                         eval_dataset=eval_dataset, processing_class=tokenizer)  # fmt: skip
+    report = {"added_tag_tokens": added, "quantization": quantization, "train_passages": len(train_texts)}
+    if eval_texts:
+        report["eval_loss_before"] = trainer.evaluate()["eval_loss"]
+        with trainer.model.disable_adapter():
+            report["closing_tag_probability_before"] = closing_tag_probability(trainer.model, tokenizer, eval_texts)
+    trainer.train()
+    if eval_texts:
+        report["eval_loss_after"] = trainer.evaluate()["eval_loss"]
+        report["closing_tag_probability_after"] = closing_tag_probability(trainer.model, tokenizer, eval_texts)
+    out = Path(output_dir)
+    trainer.model.save_pretrained(out, save_embedding_layers=False)  # the tag rows go to TAG_ROWS_FILE
+    tokenizer.save_pretrained(out)
+    save_file({"tag_ids": torch.tensor(tag_ids), "rows": embeddings.detach()[tag_ids].cpu().contiguous()},
+              str(out / TAG_ROWS_FILE))  # fmt: skip
+    report["adapter"] = str(out)
+    if merge:
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(out / "merged")
+        tokenizer.save_pretrained(out / "merged")
+        report["merged"] = str(out / "merged")
+    logger.info("teacher adaptation: %s", report)
+    return report

@@ -1,0 +1,318 @@
+"""Cache the teacher's outputs per chunk, so training never holds the teacher in memory.
+
+For each chunk the teacher reads `context_before + chunk text + context_after` (the article around it) and stores:
+- the teacher token ids of the chunk text and each token's character span in that text;
+- top-k log-probabilities (fp16) and ids (int32) of the distribution *predicting* each of those tokens;
+- an embedding of the whole window (pooling "last" non-pad token or masked "mean", of hidden layer `layer`), fp16.
+
+The chunk is tokenized on its own (so its tokens never depend on the context) and the context is trimmed
+symmetrically to fit `max_length`, never the chunk. Shards of `shard_size` consecutive rows are safetensors files
+written atomically; a run resumes by skipping finished shards; with several processes each writes its own shards.
+Every shard carries the cache's fingerprint (teacher, adapter, k, window, pooling, layer, text column, text
+version, data): a changed setting never reads a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+TEXT_VERSION = "1"  # bump when the text fed to the teacher changes
+
+
+class CacheError(ValueError):
+    """A cache that cannot be used as asked (another fingerprint, a broken shard, a bad row)."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    k: int = 64  # top-k log-probs kept per position
+    context_words: int = 512  # words of article context (half before, half after), at most what the data holds
+    pooling: str = "last"  # "last" (last non-pad token) or "mean" (masked mean) for the window embedding
+    layer: int = -1  # hidden layer pooled for the embedding
+    text_column: str = "text"  # the chunk text the student learns ("text" or "text_tagged")
+    max_length: int | None = None  # teacher tokens per window (default: the teacher's max positions, at most 4096)
+    batch_size: int = 8
+    shard_size: int = 256
+
+    def __post_init__(self):
+        if self.pooling not in ("last", "mean"):
+            raise CacheError(f"pooling must be 'last' or 'mean', not {self.pooling!r}")
+        if self.k < 1:
+            raise CacheError(f"k must be >= 1, got {self.k}")
+
+
+def _words(text: str, n: int, from_end: bool) -> str:
+    words = text.split()
+    return " ".join(words[-n:] if from_end else words[:n]) if n > 0 else ""
+
+
+def encode_window(tokenizer, before: str, text: str, after: str, max_length: int) -> dict:
+    """Token ids of `before + text + after` with the chunk's position and character spans.
+
+    The chunk is tokenized alone (with a leading space when context precedes it, as inside running text); the
+    context is trimmed symmetrically (tokens nearest the chunk kept) to fit `max_length`.
+    """
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id else []
+    lead = " " if before else ""
+    enc = tokenizer(lead + text, add_special_tokens=False, return_offsets_mapping=True)
+    chunk_ids = enc["input_ids"]
+    spans = [(max(0, s - len(lead)), max(0, e - len(lead))) for s, e in enc["offset_mapping"]]
+    room = max_length - len(bos) - len(chunk_ids)
+    if room < 0:
+        raise CacheError(f"chunk text alone is {len(chunk_ids)} teacher tokens > max_length {max_length}")
+    left = tokenizer(before, add_special_tokens=False)["input_ids"] if before else []
+    right = tokenizer(" " + after, add_special_tokens=False)["input_ids"] if after else []
+    keep_left = min(len(left), max(room // 2, room - len(right)))
+    keep_right = min(len(right), room - keep_left)
+    left = left[len(left) - keep_left :]
+    ids = bos + left + chunk_ids + right[:keep_right]
+    start = len(bos) + len(left)
+    return {"input_ids": ids, "chunk_start": start, "chunk_len": len(chunk_ids), "spans": spans,
+            "context_tokens": (len(left), keep_right)}  # fmt: skip
+
+
+def teacher_identity(name_or_path: str, model=None, adapter: str | None = None) -> dict:
+    """What identifies the teacher's weights: its name, config and, for local folders, file sizes and mtimes."""
+    identity = {"teacher": str(name_or_path), "adapter": str(adapter) if adapter else None}
+    for key, path in (("teacher_files", name_or_path), ("adapter_files", adapter)):
+        if path and Path(path).is_dir():
+            files = sorted(p for p in Path(path).iterdir() if p.suffix in (".json", ".safetensors", ".gguf"))
+            identity[key] = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    if model is not None:
+        identity["config"] = hashlib.sha256(model.config.to_json_string().encode()).hexdigest()[:16]
+    return identity
+
+
+def fingerprint(identity: dict, config: CacheConfig, data_fingerprint: str) -> str:
+    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "shard_size")}
+    payload = {"identity": identity, "settings": settings, "text_version": TEXT_VERSION, "data": data_fingerprint}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _forward(model, batch: list[dict], config: CacheConfig, pad_id: int) -> list[dict]:
+    """One padded forward pass; per row the chunk's top-k log-probs and the window embedding."""
+    import torch
+
+    device = next(model.parameters()).device
+    width = max(len(r["input_ids"]) for r in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, r in enumerate(batch):
+        ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+        mask[i, : len(r["input_ids"])] = 1
+    with torch.inference_mode():
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
+    hidden = out.hidden_states[config.layer].float()
+    results = []
+    for i, r in enumerate(batch):
+        n, start, length = len(r["input_ids"]), r["chunk_start"], r["chunk_len"]
+        # the distribution predicting token p is the output at p - 1; a chunk at position 0 has none for its first
+        positions = torch.arange(start - 1, start + length - 1)
+        valid = positions >= 0
+        logits = out.logits[i, positions.clamp(min=0)].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        finite = torch.isfinite(logprobs).all(dim=-1)
+        valid &= finite.cpu()
+        top = torch.topk(torch.nan_to_num(logprobs, nan=-1e4, neginf=-1e4), config.k, dim=-1)
+        if config.pooling == "last":
+            embedding = hidden[i, n - 1]
+        else:
+            embedding = hidden[i, :n].mean(dim=0)
+        results.append({
+            "topk_logprobs": top.values.clamp(min=-1e4).to(torch.float16).cpu().numpy(),
+            "topk_ids": top.indices.to(torch.int32).cpu().numpy(),
+            "valid": valid.numpy(),
+            "embedding": embedding.to(torch.float16).cpu().numpy(),
+            "nonfinite": int((~finite).sum()),
+        })  # fmt: skip
+    return results
+
+
+def _shard_path(out: Path, index: int) -> Path:
+    return out / f"shard-{index:05d}.safetensors"
+
+
+def _write_shard(path: Path, rows: list[dict], fp: str) -> None:
+    from safetensors.numpy import save_file
+
+    lengths = np.array([len(r["token_ids"]) for r in rows], dtype=np.int64)
+    tensors = {
+        "row_index": np.array([r["row_index"] for r in rows], dtype=np.int64),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "token_ids": np.concatenate([np.asarray(r["token_ids"], dtype=np.int32) for r in rows]),
+        "spans": np.concatenate([np.asarray(r["spans"], dtype=np.int32).reshape(-1, 2) for r in rows]),
+        "topk_logprobs": np.concatenate([r["topk_logprobs"] for r in rows]),
+        "topk_ids": np.concatenate([r["topk_ids"] for r in rows]),
+        "valid": np.concatenate([r["valid"] for r in rows]).astype(np.uint8),
+        "embedding": np.stack([r["embedding"] for r in rows]),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"fingerprint": fp})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _shard_fingerprint(path: Path) -> str | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return (f.metadata() or {}).get("fingerprint")
+    except Exception:  # a truncated or foreign file: treated as not written
+        return None
+
+
+def cache_teacher(
+    dataset,
+    model,
+    tokenizer,
+    out_dir,
+    config=CacheConfig(),
+    identity=None,
+    process_index=0,
+    num_processes=1,
+    stop_after_shards=None,
+) -> Path:
+    """Cache the teacher's outputs for every row of `dataset` (chunk rows of `load_swc`) into `out_dir`.
+
+    Resumes a killed run; refuses a folder holding a cache of another fingerprint. `stop_after_shards` stops after
+    writing that many shards (for tests and time-boxed jobs). Rows with empty text are skipped and counted.
+    `identity` (from `teacher_identity`) names the teacher in the fingerprint; under `accelerate launch` pass
+    `process_index`/`num_processes` (each process writes every `num_processes`-th shard).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    identity = identity or teacher_identity(getattr(model, "name_or_path", "teacher"), model)
+    fp = fingerprint(identity, config, getattr(dataset, "_fingerprint", str(len(dataset))))
+    manifest = out / "cache.json"
+    if manifest.is_file():
+        existing = json.loads(manifest.read_text())
+        if existing.get("fingerprint") != fp:
+            raise CacheError(
+                f"{out} holds a teacher cache of fingerprint {existing.get('fingerprint')}, not {fp} (another "
+                "teacher, k, window, pooling, layer or data); use another folder or delete it"
+            )
+    elif process_index == 0:
+        info = {"fingerprint": fp, "config": asdict(config), "identity": identity, "rows": len(dataset),
+                "shard_size": config.shard_size, "k": config.k}  # fmt: skip
+        _atomic_json(manifest, info)
+    max_length = config.max_length or min(getattr(model.config, "max_position_embeddings", 4096), 4096)
+    n_shards = math.ceil(len(dataset) / config.shard_size)
+    mine = [s for s in range(n_shards) if s % num_processes == process_index]
+    todo = [s for s in mine if _shard_fingerprint(_shard_path(out, s)) != fp]
+    if len(todo) < len(mine):
+        logger.info("resuming: %d of %d shards already cached", len(mine) - len(todo), len(mine))
+    half = config.context_words // 2
+    skipped = nonfinite = tokens = 0
+    started = time.perf_counter()
+    bar = tqdm(total=sum(min(config.shard_size, len(dataset) - s * config.shard_size) for s in todo),
+               desc="caching teacher", unit="chunk")  # fmt: skip
+    for written, shard in enumerate(todo):
+        if stop_after_shards is not None and written >= stop_after_shards:
+            break
+        lo, hi = shard * config.shard_size, min(len(dataset), (shard + 1) * config.shard_size)
+        rows = []
+        for index in range(lo, hi):
+            row = dataset[index]
+            text = (row[config.text_column] or "").strip()
+            if not text:
+                skipped += 1
+                continue
+            before = _words(row.get("context_before", ""), half, from_end=True)
+            after = _words(row.get("context_after", ""), half, from_end=False)
+            window = encode_window(tokenizer, before, text, after, max_length)
+            rows.append({"row_index": index, **window})
+        rows.sort(key=lambda r: len(r["input_ids"]))  # batches of similar length pad little
+        for b in range(0, len(rows), config.batch_size):
+            batch = rows[b : b + config.batch_size]
+            for r, result in zip(batch, _forward(model, batch, config, tokenizer.pad_token_id), strict=True):
+                r["token_ids"] = r["input_ids"][r["chunk_start"] : r["chunk_start"] + r["chunk_len"]]
+                nonfinite += result.pop("nonfinite")
+                r.update(result)
+                tokens += len(r["input_ids"])
+            bar.update(len(batch))
+            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}")
+        rows.sort(key=lambda r: r["row_index"])
+        if rows:
+            _write_shard(_shard_path(out, shard), rows, fp)
+        bar.update(hi - lo - len(rows))
+    bar.close()
+    if skipped:
+        logger.warning("skipped %d rows with empty text", skipped)
+    if nonfinite:
+        logger.warning("%d teacher positions had NaN/inf log-probs and are masked", nonfinite)
+    return out
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+class TeacherCache:
+    """Read a cache: `cache[row_index]` -> dict of numpy arrays (token_ids, spans, topk_logprobs, topk_ids, valid,
+    embedding), or None for a skipped row. Refuses a cache whose fingerprint differs from `expected_fingerprint`."""
+
+    def __init__(self, folder, expected_fingerprint: str | None = None):
+        from safetensors.numpy import load_file
+
+        self.folder = Path(folder)
+        manifest = self.folder / "cache.json"
+        if not manifest.is_file():
+            raise CacheError(f"{self.folder} is not a teacher cache (no cache.json)")
+        self.info = json.loads(manifest.read_text())
+        self.fingerprint = self.info["fingerprint"]
+        if expected_fingerprint and expected_fingerprint != self.fingerprint:
+            raise CacheError(
+                f"{self.folder} was built with fingerprint {self.fingerprint}, not {expected_fingerprint}"
+            )
+        self._rows: dict[int, tuple[dict, int]] = {}
+        n_shards = math.ceil(self.info["rows"] / self.info["shard_size"])
+        missing = []
+        for s in range(n_shards):
+            path = _shard_path(self.folder, s)
+            if _shard_fingerprint(path) != self.fingerprint:
+                missing.append(s)
+                continue
+            shard = load_file(str(path))
+            for i, row in enumerate(shard["row_index"].tolist()):
+                self._rows[row] = (shard, i)
+        if missing:
+            raise CacheError(f"{self.folder}: shards {missing[:5]} are missing or from another cache; rerun caching")
+
+    def __len__(self) -> int:
+        return self.info["rows"]
+
+    def __getitem__(self, row: int) -> dict | None:
+        if row not in self._rows:
+            return None
+        shard, i = self._rows[row]
+        a, b = shard["offsets"][i], shard["offsets"][i + 1]
+        return {
+            "token_ids": shard["token_ids"][a:b],
+            "spans": shard["spans"][a:b],
+            "topk_logprobs": shard["topk_logprobs"][a:b],
+            "topk_ids": shard["topk_ids"][a:b],
+            "valid": shard["valid"][a:b].astype(bool),
+            "embedding": shard["embedding"][i],
+        }

@@ -1,0 +1,118 @@
+"""Load the teacher: a frozen, eval-mode causal LM (LLaMA family) and its tokenizer, with a pad token.
+
+Quantization applies to the **teacher** (this function's model), never to the student: bitsandbytes NF4 (double
+quantization, bf16 compute) or 8-bit on CUDA; GGUF files are dequantized by transformers; the bundled SmolLM2 loads
+by name with no Hub access.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LLAMA_FAMILY = {
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+    "olmo",
+    "smollm3",
+}
+
+
+class TeacherError(ValueError):
+    """The teacher cannot be loaded as asked; the message says why and what to do."""
+
+
+def quantization_config(quantization: str | None):
+    """A `BitsAndBytesConfig` for "4bit" (NF4, double quantization, bf16 compute) or "8bit"; None for None."""
+    if quantization is None:
+        return None
+    if quantization not in ("4bit", "8bit"):
+        raise TeacherError(f"quantization must be None, '4bit' or '8bit', not {quantization!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TeacherError(
+            f"{quantization} quantization uses bitsandbytes, which needs a CUDA GPU; on CPU load the teacher "
+            "unquantized (quantization=None), in bfloat16, or from a GGUF file"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
+
+
+def resolve_teacher(name_or_path: str | os.PathLike, dtype: str = "float32", cache=None) -> str:
+    from .. import bundled
+
+    if str(name_or_path) in bundled.TEACHER_MODELS:
+        return str(bundled.teacher(str(name_or_path), "bfloat16" if dtype == "bfloat16" else "float32", cache))
+    return str(name_or_path)
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Batching needs a pad token: use the EOS token when the tokenizer has none; fail clearly if it has neither."""
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is None:
+        raise TeacherError(
+            f"the teacher tokenizer {tokenizer.name_or_path!r} has neither a pad nor an eos token; "
+            "set one (tokenizer.pad_token = ...) before loading"
+        )
+    tokenizer.pad_token = tokenizer.eos_token
+
+
+def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None, dtype="float32", device_map=None,
+                 revision=None, adapter=None, trust_remote_code=False, cache=None):  # fmt: skip
+    """Return `(model, tokenizer)`: frozen, eval mode, tokenizer with a pad token.
+
+    Args:
+        name_or_path: a bundled name ("smollm2-135m"), a local folder, or a Hub id (e.g. meta-llama/Llama-3.2-1B).
+        quantization: None, "4bit" or "8bit" (bitsandbytes, CUDA only).
+        gguf_file: a GGUF file name inside `name_or_path` (dequantized by transformers; needs `gguf`, `accelerate`).
+        dtype: "float32", "bfloat16" or "float16" for unquantized weights.
+        adapter: a peft adapter folder (e.g. from `adapt_teacher`), applied on top.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_teacher(name_or_path, dtype, cache)
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "device_map": device_map}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(
+        adapter or path, **{k: v for k, v in kwargs.items() if k != "device_map"}
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=getattr(torch, dtype), quantization_config=quantization_config(quantization), **kwargs
+    )
+    if model.config.model_type not in LLAMA_FAMILY:
+        logger.warning("teacher model type %r is not of the LLaMA family; proceeding", model.config.model_type)
+    if adapter:
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        if len(tokenizer) != model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
+        rows = Path(adapter) / "tag_embeddings.safetensors"  # the tag tokens' trained rows (see teacher.adapt)
+        if rows.is_file():
+            saved = load_file(str(rows))
+            with torch.no_grad():
+                weight = model.get_input_embeddings().weight
+                weight[saved["tag_ids"]] = saved["rows"].to(weight.dtype)
+        model = PeftModel.from_pretrained(model, adapter)
+    ensure_pad_token(tokenizer)
+    model.eval()
+    model.requires_grad_(False)
+    return model, tokenizer
