@@ -135,17 +135,23 @@ def _teacher(args) -> None:
         )  # fmt: skip
         print(json.dumps(report, indent=2))
         return
+    from accelerate import PartialState
+
     from .teacher.cache import CacheConfig, cache_teacher, teacher_identity
     from .teacher.load import load_teacher
 
+    state = PartialState()  # under `accelerate launch`, each process caches its own shards
     model, tokenizer = load_teacher(
         args.teacher, dtype=args.dtype, adapter=args.adapter, quantization=args.quantization
     )
+    if args.quantization is None:
+        model.to(state.device)
     config = CacheConfig(k=args.k, context_words=args.context_words, pooling=args.pooling, layer=args.layer,
                          text_column=args.text_column, batch_size=args.batch_size)  # fmt: skip
     identity = teacher_identity(args.teacher, model, args.adapter)
     for split, dataset in data.items():
-        out = cache_teacher(dataset, model, tokenizer, f"{args.output_dir}/{split}", config, identity)
+        out = cache_teacher(dataset, model, tokenizer, f"{args.output_dir}/{split}", config, identity,
+                            state.process_index, state.num_processes)  # fmt: skip
         print(f"{split}: {len(dataset)} chunks cached in {out}")
 
 

@@ -316,3 +316,18 @@ class TeacherCache:
             "valid": shard["valid"][a:b].astype(bool),
             "embedding": shard["embedding"][i],
         }
+
+
+def chunk_nll(model, tokenizer, before: str, text: str, max_length: int = 2048) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of the chunk's teacher tokens after `before`, and how many tokens
+    were scored. The first chunk token is never scored, so that runs with and without context compare the same
+    tokens."""
+    import torch
+
+    window = encode_window(tokenizer, before, text, "", max_length)
+    ids = torch.tensor([window["input_ids"]], device=next(model.parameters()).device)
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
+    start, n = window["chunk_start"], window["chunk_len"]
+    targets = ids[0, start + 1 : start + n]
+    return -float(logprobs[start : start + n - 1].gather(1, targets[:, None]).sum()), n - 1

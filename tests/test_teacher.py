@@ -1,0 +1,210 @@
+"""Teacher loading and the teacher cache, on a tiny random Llama with the real SmolLM2 tokenizer."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from hf_whisper_context import bundled
+from hf_whisper_context.teacher.cache import (
+    CacheConfig,
+    CacheError,
+    TeacherCache,
+    cache_teacher,
+    encode_window,
+    fingerprint,
+    teacher_identity,
+)
+from hf_whisper_context.teacher.load import TeacherError, ensure_pad_token, quantization_config
+
+CHUNKS = Path(__file__).parent / "fixtures" / "swc_english_chunks" / "example_chunk.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tokenizer):
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    """Real English SWC chunk texts (Jack_Shephard), with their neighbours as context."""
+    rows = [c for line in CHUNKS.read_text().splitlines() if line.strip() for c in json.loads(line)["chunks"]]
+    texts = [re.sub(r"</?[A-Z_]+>", "", c["puncted_text"]).strip() for c in rows][:12]
+    texts[5] = "   "  # an empty chunk: skipped and counted
+    before = [" ".join(texts[:i]) for i in range(len(texts))]
+    after = [" ".join(texts[i + 1 :]) for i in range(len(texts))]
+    return Dataset.from_dict({"text": texts, "context_before": before, "context_after": after})
+
+
+def _direct(model, tokenizer, row, config):
+    window = encode_window(tokenizer, " ".join(row["context_before"].split()[-config.context_words // 2 :]),
+                           row["text"].strip(), " ".join(row["context_after"].split()[: config.context_words // 2]),
+                           256)  # fmt: skip
+    with torch.no_grad():
+        logits = model(torch.tensor([window["input_ids"]])).logits[0]
+    start, n = window["chunk_start"], window["chunk_len"]
+    top = torch.topk(torch.log_softmax(logits[start - 1 : start + n - 1], -1), config.k)
+    return window, top.values.numpy(), top.indices.numpy()
+
+
+def test_cached_topk_equals_a_direct_forward(tiny_llama, tokenizer, chunks, tmp_path):
+    config = CacheConfig(k=8, context_words=64, shard_size=4, batch_size=3)
+    cache = TeacherCache(cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config))
+    for i in (1, 7, 11):
+        window, values, ids = _direct(tiny_llama, tokenizer, chunks[i], config)
+        row = cache[i]
+        np.testing.assert_array_equal(row["topk_ids"], ids)
+        np.testing.assert_allclose(row["topk_logprobs"].astype(np.float32), values, rtol=1e-3, atol=1e-3)
+        assert row["token_ids"].tolist() == window["input_ids"][window["chunk_start"] :][: window["chunk_len"]]
+        assert row["valid"].all() and row["embedding"].shape == (32,)
+    assert cache[5] is None  # the empty chunk
+
+
+def test_spans_cover_the_chunk_text_exactly_once(tokenizer, chunks):
+    for row in chunks:
+        text = row["text"].strip()
+        if not text:
+            continue
+        spans = encode_window(tokenizer, "some context", text, "more", 512)["spans"]
+        assert spans[0][0] == 0 and spans[-1][1] == len(text)
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))  # contiguous, no overlap
+        assert "".join(text[s:e] for s, e in spans) == text
+
+
+def test_context_is_trimmed_symmetrically_never_the_chunk(tokenizer):
+    text = "Jack traveled to Sydney to find his father."
+    alone = tokenizer(" " + text, add_special_tokens=False).input_ids
+    long_side = " ".join(["word"] * 300)
+    window = encode_window(tokenizer, long_side, text, long_side, 64)
+    assert len(window["input_ids"]) == 64
+    left, right = window["context_tokens"]
+    assert abs(left - right) <= 1
+    assert window["input_ids"][window["chunk_start"] : window["chunk_start"] + len(alone)] == alone
+    short = encode_window(tokenizer, "two words", text, long_side, 64)  # a short side gives its room to the other
+    assert short["context_tokens"][0] == 2 and len(short["input_ids"]) == 64
+    with pytest.raises(CacheError, match="chunk text alone"):
+        encode_window(tokenizer, "", long_side, "", 64)
+
+
+def test_interrupted_then_resumed_equals_one_run(tiny_llama, tokenizer, chunks, tmp_path):
+    config = CacheConfig(k=4, context_words=64, shard_size=2)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path / "a", config, stop_after_shards=2)  # "crash"
+    assert len(list((tmp_path / "a").glob("shard-*.safetensors"))) == 2
+    with pytest.raises(CacheError, match="missing"):
+        TeacherCache(tmp_path / "a")
+    (tmp_path / "a" / ".shard-00003.safetensors.half").write_bytes(b"half-written")  # a leftover temp file
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path / "a", config)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path / "b", config)
+    resumed, single = TeacherCache(tmp_path / "a"), TeacherCache(tmp_path / "b")
+    for i in range(len(chunks)):
+        if single[i] is None:
+            assert resumed[i] is None
+            continue
+        for key, value in single[i].items():
+            np.testing.assert_array_equal(resumed[i][key], value)
+
+
+def test_fingerprints_separate_settings(tiny_llama, tokenizer, chunks, tmp_path):
+    identity = teacher_identity("tiny", tiny_llama)
+    base = fingerprint(identity, CacheConfig(), "data")
+    assert fingerprint(identity, CacheConfig(k=32), "data") != base
+    assert fingerprint(identity, CacheConfig(context_words=256), "data") != base
+    assert fingerprint(identity, CacheConfig(pooling="mean"), "data") != base
+    assert fingerprint(identity, CacheConfig(batch_size=1), "data") == base  # speed settings are not identity
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, CacheConfig(k=4, context_words=64))
+    with pytest.raises(CacheError, match="holds a teacher cache of fingerprint"):
+        cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, CacheConfig(k=8, context_words=64))
+    with pytest.raises(CacheError, match="was built with fingerprint"):
+        TeacherCache(tmp_path, expected_fingerprint="0" * 24)
+
+
+def test_broken_shard_is_recomputed(tiny_llama, tokenizer, chunks, tmp_path):
+    config = CacheConfig(k=4, context_words=64, shard_size=6)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)
+    good = TeacherCache(tmp_path)[0]["topk_logprobs"].copy()
+    shard = tmp_path / "shard-00000.safetensors"
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated by a crash outside our atomic rename
+    with pytest.raises(CacheError, match="missing or from another cache"):
+        TeacherCache(tmp_path)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)
+    np.testing.assert_array_equal(TeacherCache(tmp_path)[0]["topk_logprobs"], good)
+
+
+def test_nonfinite_teacher_logits_are_masked(tiny_llama, tokenizer, chunks, tmp_path, caplog):
+    def poison(module, inputs, output):
+        output[:, 10] = float("nan")
+        return output
+
+    handle = tiny_llama.lm_head.register_forward_hook(poison)
+    try:
+        cache_teacher(chunks.select([0]), tiny_llama, tokenizer, tmp_path, CacheConfig(k=4, context_words=64))
+    finally:
+        handle.remove()
+    row = TeacherCache(tmp_path)[0]
+    assert not row["valid"].all() and np.isfinite(row["topk_logprobs"].astype(np.float32)).all()
+    assert "NaN/inf" in caplog.text
+
+
+def test_teacher_errors(tokenizer):
+    bare = AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
+    bare.pad_token = None
+    ensure_pad_token(bare)
+    assert bare.pad_token == bare.eos_token
+    bare.pad_token = bare.eos_token = None
+    with pytest.raises(TeacherError, match="neither a pad nor an eos token"):
+        ensure_pad_token(bare)
+    if not torch.cuda.is_available():
+        with pytest.raises(TeacherError, match="needs a CUDA GPU"):
+            quantization_config("4bit")
+    with pytest.raises(TeacherError, match="'4bit' or '8bit'"):
+        quantization_config("3bit")
+
+
+@pytest.mark.slow
+def test_real_teacher_reads_the_context(corpus):
+    """SmolLM2 predicts a chunk better when it reads the article before it."""
+    import math
+
+    from hf_whisper_context.data.dataset import load_swc
+    from hf_whisper_context.teacher.cache import chunk_nll
+    from hf_whisper_context.teacher.load import load_teacher
+
+    model, tokenizer = load_teacher("smollm2-135m")
+    rows = [r for r in load_swc(corpus, test_articles=1)["train"] if r["context_before"]]
+    with_context = [chunk_nll(model, tokenizer, r["context_before"], r["text"]) for r in rows]
+    without = [chunk_nll(model, tokenizer, "", r["text"]) for r in rows]
+    ppl_with = math.exp(sum(n for n, _ in with_context) / sum(c for _, c in with_context))
+    ppl_without = math.exp(sum(n for n, _ in without) / sum(c for _, c in without))
+    print(f"teacher perplexity on {len(rows)} chunks: {ppl_with:.2f} with context, {ppl_without:.2f} without")
+    assert ppl_with < ppl_without
+
+
+@pytest.mark.slow
+def test_adaptation_learns_the_tags(corpus, tmp_path):
+    from hf_whisper_context.data.dataset import load_swc, load_swc_articles
+    from hf_whisper_context.teacher.adapt import adapt_teacher, tagged_passages
+    from hf_whisper_context.teacher.load import load_teacher
+
+    load_swc(corpus, test_articles=1)
+    train = tagged_passages(load_swc_articles(corpus, "train")["text_tagged"], 60)
+    held_out = tagged_passages(load_swc_articles(corpus, "test")["text_tagged"], 60)
+    report = adapt_teacher(train, tmp_path / "adapter", eval_texts=held_out, max_steps=12, batch_size=4,
+                           max_length=128, learning_rate=1e-3, logging_steps=4)  # fmt: skip
+    print(report)
+    assert report["eval_loss_after"] < report["eval_loss_before"]
+    assert report["closing_tag_probability_after"] > report["closing_tag_probability_before"]
+    model, tokenizer = load_teacher("smollm2-135m", adapter=tmp_path / "adapter")  # reloads with the tag rows
+    assert tokenizer.convert_tokens_to_ids("[/PERSON]") >= 49152 and not model.training
