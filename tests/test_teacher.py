@@ -208,3 +208,17 @@ def test_adaptation_learns_the_tags(corpus, tmp_path):
     assert report["closing_tag_probability_after"] > report["closing_tag_probability_before"]
     model, tokenizer = load_teacher("smollm2-135m", adapter=tmp_path / "adapter")  # reloads with the tag rows
     assert tokenizer.convert_tokens_to_ids("[/PERSON]") >= 49152 and not model.training
+
+
+@pytest.mark.slow
+def test_cache_command(corpus, tiny_llama, tokenizer, tmp_path, capsys):
+    from hf_whisper_context.cli import main
+
+    tiny_llama.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    argv = ["teacher", "cache", "--data", str(corpus), "--teacher", str(tmp_path / "tiny"), "--test-articles", "1",
+            "--output-dir", str(tmp_path / "cache"), "--k", "4", "--context-words", "64"]  # fmt: skip
+    assert main(argv) == 0
+    assert "chunks cached in" in capsys.readouterr().out
+    cache = TeacherCache(tmp_path / "cache" / "train")
+    assert cache[0]["topk_ids"].shape[1] == 4 and cache.info["identity"]["teacher"] == str(tmp_path / "tiny")
