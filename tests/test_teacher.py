@@ -117,6 +117,18 @@ def test_interrupted_then_resumed_equals_one_run(tiny_llama, tokenizer, chunks, 
             np.testing.assert_array_equal(resumed[i][key], value)
 
 
+def test_two_processes_write_disjoint_shards_that_make_one_cache(tiny_llama, tokenizer, chunks, tmp_path):
+    config = CacheConfig(k=4, context_words=64, shard_size=3)
+    for rank in (1, 0):  # as under `accelerate launch` with 2 processes (rank 0 writes the manifest)
+        cache_teacher(chunks, tiny_llama, tokenizer, tmp_path / "two", config, process_index=rank, num_processes=2)
+    shards = sorted(p.name for p in (tmp_path / "two").glob("shard-*"))
+    assert shards == [f"shard-0000{i}.safetensors" for i in range(4)]
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path / "one", config)
+    two, one = TeacherCache(tmp_path / "two"), TeacherCache(tmp_path / "one")
+    assert all((two[i] is None) == (one[i] is None) for i in range(len(chunks)))
+    np.testing.assert_array_equal(two[11]["topk_ids"], one[11]["topk_ids"])
+
+
 def test_fingerprints_separate_settings(tiny_llama, tokenizer, chunks, tmp_path):
     identity = teacher_identity("tiny", tiny_llama)
     base = fingerprint(identity, CacheConfig(), "data")
