@@ -61,7 +61,10 @@ def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None =
     from transformers import pipeline
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipeline("automatic-speech-recognition", model=resolve_model(model, cache), device=device)
+    # ignore_warning: the "chunk_length_s is experimental" notice; the strategy is chosen and stated by the caller
+    return pipeline(
+        "automatic-speech-recognition", model=resolve_model(model, cache), device=device, ignore_warning=True
+    )
 
 
 def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:
