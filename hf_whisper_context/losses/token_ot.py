@@ -43,7 +43,7 @@ def build_vocab_map(student_tokenizer, teacher_tokenizer, warn_below: float = 0.
         mapping[i] = student.get(_canonical(token), -1)
     coverage = float((mapping >= 0).float().mean())
     if coverage < warn_below:
-        logger.warning("only %.1f%% of the teacher's vocabulary maps onto the student's: are these tokenizers related?",
+        logger.warning("only %.1f%% of the teacher's vocabulary maps onto the student's (unrelated tokenizers?)",
                        100 * coverage)  # fmt: skip
     return mapping, coverage
 
