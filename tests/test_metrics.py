@@ -109,6 +109,8 @@ def test_bad_tags_and_other_scripts():
     assert tagged_words("[FOO]x[/FOO]") == (["x"], ["O"])  # unknown tags: text kept, no entity
     result = compute_all(["Hello world."], ["Привет мир."], entity_mode="tags")
     assert result["wer_orthographic"]["wer"] == 1.0
+    odd = compute_all(["¿Qué tal, amigo?"], ["¿Qué tal， amigo?"], entity_mode="tags")  # fullwidth comma
+    assert odd["wer_normalised"]["wer"] == 0.0 and odd["punctuation"]["per_mark"][","]["fn"] == 1
 
 
 def _random_text(rng, vocab):

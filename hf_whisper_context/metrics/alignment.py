@@ -4,6 +4,10 @@ Clean-up, applied to references and hypotheses alike: inline entity tags and Whi
 typographic quotes become ASCII quotes, words that hold no letter or digit (a lone dash) are dropped. Words are then
 aligned on their *lexical* form (lower case, no punctuation) with `jiwer.process_words`, so that punctuation and case
 can be scored on the pairs the alignment finds.
+
+Defined results for odd input: empty or whitespace-only texts have no words (all insertions or deletions); other
+non-ASCII punctuation ("，", "¿", "«") is neither a scored mark nor part of a word's lexical form; words in another
+script are ordinary words (they simply do not match); unknown `[TAGS]` are removed like known ones.
 """
 
 from __future__ import annotations
