@@ -22,8 +22,9 @@ def pool(hidden, mask, pooling: str = "mean"):
     raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
 
 
-def representation_loss(student_hidden, student_mask, teacher_embedding, projector, pooling: str = "mean"):
-    """Mean over samples with a valid position of 1 - cos(pool(student_hidden), projector(teacher_embedding)).
+def representation_loss(student_hidden, student_mask, teacher_embedding, projector, pooling="mean", reduction="mean"):
+    """1 - cos(pool(student_hidden), projector(teacher_embedding)): averaged over samples with a valid position
+    (`reduction="mean"`), or per sample (`"none"`: (B,), 0 where a sample has no valid position).
 
     student_hidden: (B, n, d_model); student_mask: (B, n); teacher_embedding: (B, D); projector: D -> d_model.
     """
@@ -31,4 +32,6 @@ def representation_loss(student_hidden, student_mask, teacher_embedding, project
     target = projector(teacher_embedding.to(projector.weight.dtype)).float()
     cosine = torch.nn.functional.cosine_similarity(pooled, target, dim=-1, eps=1e-8)
     has = student_mask.bool().any(1)
+    if reduction == "none":
+        return (1 - cosine) * has
     return (1 - cosine)[has].mean() if has.any() else pooled.sum() * 0.0

@@ -88,8 +88,9 @@ def token_ot_distillation(
         student_spans / teacher_spans: (B, n, 2) / (B, m, 2) character spans in the shared text; text_lengths: (B,).
         backend: "torch" (batched Sinkhorn), "pot" (POT's `ot.sinkhorn` per sample) or "emd" (exact, per sample).
     Returns:
-        dict with `kd_ot` and `ot_cost` (scalars with gradients to `student_logits`), `kd_sum` and `kd_positions`
-        (for normalising by the number of label tokens), `plan` and `masked_teacher_positions`.
+        dict with `kd_ot` and `ot_cost` (scalars with gradients to `student_logits`), `ot_cost_per_sample` (B,),
+        `kd_sum` and `kd_positions` (for normalising by the number of label tokens), `plan` and
+        `masked_teacher_positions`.
     """
     t = temperature
     teacher_topk_logprobs = teacher_topk_logprobs.detach()  # the teacher is a constant target
@@ -126,6 +127,7 @@ def token_ot_distillation(
     return {
         "kd_ot": kd_sum / max(positions, 1),
         "ot_cost": ot_cost,
+        "ot_cost_per_sample": per_sample,
         "kd_sum": kd_sum,
         "kd_positions": positions,
         "plan": plan,

@@ -1,0 +1,36 @@
+"""`ContextDistillTrainingArguments`: `Seq2SeqTrainingArguments` plus the distillation settings (the new ones only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import Seq2SeqTrainingArguments
+
+
+@dataclass
+class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
+    """Total loss `CE_ls + kd_weight * KD_ot + ot_weight * OT_cost + rep_weight * REP` (label smoothing from
+    `label_smoothing_factor`, paper 0.1). Every term is logged at each logging step."""
+
+    kd_weight: float = field(default=0.5, metadata={"help": "Weight of the OT-aligned KL to the teacher (alpha)."})
+    ot_weight: float = field(default=0.001, metadata={"help": "Weight of the OT cost <P, C> (gamma; paper 0.001)."})
+    rep_weight: float = field(default=0.1, metadata={"help": "Weight of the sentence-embedding loss (beta)."})
+    distill_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature T of both sides."})
+    ot_eps: float = field(default=0.1, metadata={"help": "Entropic regularisation of the Sinkhorn plan."})
+    ot_iters: int = field(default=50, metadata={"help": "Sinkhorn iterations."})
+    ot_k: int = field(default=64, metadata={"help": "Top-k probabilities compared in the sorted cost."})
+    ot_lambda_pos: float = field(default=1.0, metadata={"help": "Weight of the character-offset term in the cost."})
+    ot_backend: str = field(default="torch", metadata={"help": "torch (batched), pot or emd (per sample, POT)."})
+    rep_pooling: str = field(default="mean", metadata={"help": "Student pooling for REP: mean or last."})
+    teacher_cache: str | None = field(default=None, metadata={"help": "Folder written by `teacher cache`."})
+    freeze_encoder_layers: int | None = field(
+        default=None, metadata={"help": "Freeze the encoder but its last N layers (paper: 2). None trains it all."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.remove_unused_columns = False  # the collator needs the teacher and text columns
+        if self.ot_backend not in ("torch", "pot", "emd"):
+            raise ValueError(f"ot_backend must be torch, pot or emd, not {self.ot_backend!r}")
+        if self.rep_pooling not in ("mean", "last"):
+            raise ValueError(f"rep_pooling must be mean or last, not {self.rep_pooling!r}")

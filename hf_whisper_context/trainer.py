@@ -1,0 +1,155 @@
+"""`ContextDistillTrainer`: a `Seq2SeqTrainer` whose loss is a weighted sum of registered terms.
+
+Built-in terms, registered like any other (`trainer.add_loss_term(name, fn, weight)`):
+- `ce`: label-smoothed cross-entropy over the label tokens (smoothing `label_smoothing_factor`);
+- `kd_ot`: KL from the teacher distribution transported to each student position by an OT plan;
+- `ot_cost`: the plan's cost <P, C>;
+- `rep`: 1 - cos between the pooled decoder states and the projected teacher context embedding.
+Every term is normalised by the number of label tokens of the whole (accumulated) batch, so gradient accumulation
+gives the same update as a bigger batch; per-sample terms (OT cost, REP) are weighted by the sample's token count.
+Each term is logged at every logging step. The projector (teacher dim -> d_model) is a submodule of the model
+(`distill_projector`), so checkpoints save it and resuming restores it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import Seq2SeqTrainer
+
+from .losses import representation_loss, token_ot_distillation
+
+TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
+                "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
+
+
+@dataclass
+class LossContext:
+    """What a loss term sees: the model outputs, the labels, the teacher tensors and the token count to divide by."""
+
+    model: nn.Module
+    outputs: object
+    labels: torch.Tensor
+    teacher: dict
+    n_items: torch.Tensor
+
+
+@dataclass
+class LossTerm:
+    fn: Callable[[object, LossContext], torch.Tensor]
+    weight: float
+
+
+def cross_entropy_term(trainer, ctx: LossContext) -> torch.Tensor:
+    eps = trainer.args.label_smoothing_factor
+    log_p = torch.log_softmax(ctx.outputs.logits.float(), dim=-1)
+    valid = ctx.labels != -100
+    nll = -log_p.gather(-1, ctx.labels.clamp(min=0)[..., None])[..., 0]
+    smooth = -log_p.mean(-1)
+    return (((1 - eps) * nll + eps * smooth) * valid).sum() / ctx.n_items
+
+
+def _distillation(trainer, ctx: LossContext) -> dict:
+    if "ot" not in ctx.teacher:  # computed once per step, shared by kd_ot and ot_cost
+        args, t = trainer.args, ctx.teacher
+        ctx.teacher["ot"] = token_ot_distillation(
+            ctx.outputs.logits, t["distill_mask"], t["teacher_topk_logprobs"], t["teacher_topk_ids"],
+            t["teacher_mask"], trainer.vocab_map, t["student_spans"], t["teacher_spans"], t["text_lengths"],
+            temperature=args.distill_temperature, eps=args.ot_eps, k=args.ot_k, lambda_pos=args.ot_lambda_pos,
+            n_iters=args.ot_iters, backend=args.ot_backend,
+        )  # fmt: skip
+    return ctx.teacher["ot"]
+
+
+def kd_term(trainer, ctx: LossContext) -> torch.Tensor:
+    return _distillation(trainer, ctx)["kd_sum"] / ctx.n_items
+
+
+def ot_cost_term(trainer, ctx: LossContext) -> torch.Tensor:
+    per_sample = _distillation(trainer, ctx)["ot_cost_per_sample"]
+    return (per_sample * ctx.teacher["distill_mask"].sum(-1)).sum() / ctx.n_items
+
+
+def rep_term(trainer, ctx: LossContext) -> torch.Tensor:
+    hidden = ctx.outputs.decoder_hidden_states[-1]
+    mask = ctx.teacher["distill_mask"]
+    per_sample = representation_loss(hidden, mask, ctx.teacher["teacher_embedding"], ctx.model.distill_projector,
+                                     trainer.args.rep_pooling, reduction="none")  # fmt: skip
+    return (per_sample * mask.sum(-1)).sum() / ctx.n_items
+
+
+class ContextDistillTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` for distillation from a cached teacher (see `DistillationCollator`).
+
+    Args (beyond Seq2SeqTrainer's): `vocab_map` (teacher id -> student id, `losses.build_vocab_map`),
+    `teacher_dim` (size of the cached teacher embeddings; adds the projector when it is missing).
+    """
+
+    loss_is_scaled_for_ga = True  # every term is divided by the accumulated batch's label-token count
+
+    def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, **kwargs):
+        if teacher_dim and model is not None and not hasattr(model, "distill_projector"):
+            model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
+        if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
+            freeze_encoder(model, args.freeze_encoder_layers)
+        super().__init__(model, args, *extra, **kwargs)
+        self.vocab_map = vocab_map
+        self.loss_terms: dict[str, LossTerm] = {}
+        self._logged = defaultdict(float)
+        self._logged_steps = 0
+        self.add_loss_term("ce", cross_entropy_term, 1.0)
+        if vocab_map is not None:
+            self.add_loss_term("kd_ot", kd_term, getattr(self.args, "kd_weight", 0.0))
+            self.add_loss_term("ot_cost", ot_cost_term, getattr(self.args, "ot_weight", 0.0))
+        if teacher_dim:
+            self.add_loss_term("rep", rep_term, getattr(self.args, "rep_weight", 0.0))
+
+    def add_loss_term(self, name: str, fn: Callable[[object, LossContext], torch.Tensor], weight: float) -> None:
+        """Register (or replace) a term: `fn(trainer, ctx) -> scalar tensor`, already normalised by `ctx.n_items`."""
+        self.loss_terms[name] = LossTerm(fn, weight)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher = {k: inputs.pop(k) for k in TEACHER_KEYS if k in inputs}
+        labels = inputs["labels"]
+        needs_hidden = "rep" in self.loss_terms and self.loss_terms["rep"].weight != 0
+        outputs = model(**inputs, output_hidden_states=needs_hidden)
+        n_items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
+        n_items = torch.as_tensor(n_items, device=labels.device).clamp(min=1)
+        ctx = LossContext(self.accelerator.unwrap_model(model), outputs, labels, teacher, n_items)
+        total = torch.zeros((), device=labels.device)
+        for name, term in self.loss_terms.items():
+            if term.weight == 0 or (name != "ce" and not teacher):
+                continue
+            value = term.fn(self, ctx)
+            total = total + term.weight * value
+            if model.training:
+                self._logged[name] += float(value.detach())
+        if model.training:
+            self._logged_steps += 1
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            total = total * self.accelerator.num_processes  # DDP averages gradients over processes
+        return (total, outputs) if return_outputs else total
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._logged_steps:
+            # per optimizer step, as the Trainer's own `loss` (micro-batch values add up within a step)
+            steps = self._logged_steps / self.args.gradient_accumulation_steps
+            logs.update({name: round(value / steps, 6) for name, value in self._logged.items()})
+            self._logged.clear()
+            self._logged_steps = 0
+        super().log(logs, start_time)
+
+
+def freeze_encoder(model, keep_last: int) -> None:
+    """Freeze the Whisper encoder except its last `keep_last` layers (and the final layer norm if any kept)."""
+    encoder = model.get_encoder()
+    encoder.requires_grad_(False)
+    layers = encoder.layers
+    for layer in layers[len(layers) - keep_last :] if keep_last > 0 else []:
+        layer.requires_grad_(True)
+    if keep_last > 0:
+        encoder.layer_norm.requires_grad_(True)
