@@ -117,6 +117,7 @@ def adapt_teacher(
         num_train_epochs=num_train_epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size, logging_steps=logging_steps, save_strategy="no", report_to=[],
         seed=seed, bf16=bf16, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="linear",
+        gradient_checkpointing=torch.cuda.is_available(),  # TRL's default; on CPU memory is not the limit, time is
     )  # fmt: skip
     eval_dataset = Dataset.from_dict({"text": eval_texts}) if eval_texts else None
     model = get_peft_model(model, lora)
