@@ -32,6 +32,16 @@ def corpus(tmp_path_factory):
     return root
 
 
+def tiny_whisper_config(**overrides):
+    """A small random Whisper's config with the real English vocabulary (51,864 tokens): builds in milliseconds."""
+    from transformers import WhisperConfig
+
+    sizes = dict(vocab_size=51864, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+                 decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, decoder_start_token_id=50257,
+                 pad_token_id=50256)  # fmt: skip
+    return WhisperConfig(**{**sizes, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_en():
     return bundled.whisper("tiny.en")

@@ -6,11 +6,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from hf_whisper_context import bundled
 from hf_whisper_context.audio import load_audio
 from hf_whisper_context.convert import convert_ctranslate2_whisper, read_ctranslate2
+
+from .conftest import tiny_whisper_config
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 from ctranslate2.converters import TransformersConverter  # noqa: E402
@@ -27,20 +29,8 @@ def _to_ct2(hf_dir, out_dir, quantization):
 def tiny_random(tmp_path_factory, tiny_en):
     """A random 2+2-layer Whisper with the real tiny.en tokenizer (CTranslate2's converter needs one)."""
     root = tmp_path_factory.mktemp("tiny_random")
-    config = WhisperConfig(
-        vocab_size=51864,
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=448,
-        decoder_start_token_id=50257,
-    )
+    config = tiny_whisper_config(d_model=64, encoder_attention_heads=4, decoder_attention_heads=4,
+                                 encoder_ffn_dim=128, decoder_ffn_dim=128)  # fmt: skip
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config)
     with torch.no_grad():  # biases are zero at init; randomize so a dropped or swapped bias cannot hide

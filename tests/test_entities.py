@@ -59,12 +59,12 @@ def test_spacy_tagger_and_its_cache(tmp_path):
 @pytest.mark.slow
 def test_tag_tokens_added_to_tokenizer_and_model(tiny_en):
     import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperTokenizer
+    from transformers import WhisperForConditionalGeneration, WhisperTokenizer
+
+    from .conftest import tiny_whisper_config
 
     tokenizer = WhisperTokenizer.from_pretrained(tiny_en)
-    sizes = dict(d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2, encoder_layers=1)
-    config = WhisperConfig(vocab_size=len(tokenizer), decoder_layers=1, decoder_attention_heads=2, **sizes)
-    model = WhisperForConditionalGeneration(config)
+    model = WhisperForConditionalGeneration(tiny_whisper_config(vocab_size=len(tokenizer)))
     before = len(tokenizer)
     assert add_tag_tokens(tokenizer, model) == 42 and add_tag_tokens(tokenizer, model) == 0
     assert model.get_input_embeddings().num_embeddings == before + 42 == len(tokenizer)

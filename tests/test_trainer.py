@@ -10,7 +10,6 @@ from transformers import (
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
-    WhisperConfig,
     WhisperForConditionalGeneration,
     WhisperProcessor,
 )
@@ -22,6 +21,8 @@ from hf_whisper_context.config import ContextDistillTrainingArguments
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.teacher.cache import CacheConfig, TeacherCache, cache_teacher
 from hf_whisper_context.trainer import ContextDistillTrainer
+
+from .conftest import tiny_whisper_config
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +48,7 @@ def parts(tiny_en, clips, tmp_path_factory):
 
 def _model():
     torch.manual_seed(0)
-    config = WhisperConfig(vocab_size=51864, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-                           decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                           decoder_start_token_id=50257, pad_token_id=50256)  # fmt: skip
-    return WhisperForConditionalGeneration(config)
+    return WhisperForConditionalGeneration(tiny_whisper_config())
 
 
 def _trainer(parts, out, **overrides):
