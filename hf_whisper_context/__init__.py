@@ -5,14 +5,21 @@ Importing the package is cheap: heavy modules (torch, transformers) load on firs
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "bundled", "convert_ctranslate2_whisper", "export_gguf_llama"]
+_LAZY = {
+    "convert_ctranslate2_whisper": ".convert",
+    "export_gguf_llama": ".convert",
+    "ContextDistillTrainer": ".trainer",
+    "ContextDistillTrainingArguments": ".config",
+    "DistillationCollator": ".collator",
+}
+__all__ = ["__version__", "bundled", *_LAZY]
 
 
 def __getattr__(name: str):
     import importlib
 
-    if name in ("convert_ctranslate2_whisper", "export_gguf_llama"):
-        return getattr(importlib.import_module(".convert", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     if name == "bundled":
         return importlib.import_module(".bundled", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
