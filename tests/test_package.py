@@ -14,6 +14,11 @@ def test_lazy_attributes():
     import hf_whisper_context
 
     assert callable(hf_whisper_context.convert_ctranslate2_whisper)
+    from transformers import Seq2SeqTrainer
+
+    from hf_whisper_context import ContextDistillTrainer
+
+    assert issubclass(ContextDistillTrainer, Seq2SeqTrainer)
     assert hf_whisper_context.bundled.known_models() == ["tiny.en", "base", "smollm2-135m"]
 
 
