@@ -155,3 +155,21 @@ def test_evaluate_modules_load_from_local_paths():
 def test_untagged_hypotheses_are_tagged_by_the_same_tagger():
     result = compute_all([REF], ["Albert Einstein was born in Ulm, on 14 March 1879."])
     assert result["entities"]["mode"] == "tagger" and result["entities"]["micro"]["f1"] == 1.0
+
+
+@pytest.mark.slow
+def test_compute_metrics_for_the_trainer(tiny_en):
+    import numpy as np
+    from transformers import EvalPrediction, WhisperTokenizer
+
+    from hf_whisper_context.metrics import compute_metrics_factory
+
+    tokenizer = WhisperTokenizer.from_pretrained(tiny_en)
+    ref = tokenizer(" Albert Einstein was born in Ulm, in 1879.").input_ids
+    hyp = tokenizer(" albert einstein was born in ulm in 1879.").input_ids
+    width = max(len(ref), len(hyp))
+    labels = np.array([ref + [-100] * (width - len(ref))])
+    predictions = np.array([hyp + [tokenizer.pad_token_id] * (width - len(hyp))])
+    scores = compute_metrics_factory(tokenizer)(EvalPrediction(predictions=predictions, label_ids=labels))
+    assert scores["wer"] == 0.0 and scores["wer_orthographic"] > 0 and scores["capitalization_f1"] < 1.0
+    assert scores["comma_f1"] == 0.0 and scores["period_f1"] == 1.0
