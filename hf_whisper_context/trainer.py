@@ -97,6 +97,9 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
             freeze_encoder(model, args.freeze_encoder_layers)
         super().__init__(model, args, *extra, **kwargs)
+        cache = getattr(self.data_collator, "teacher_cache", None)
+        if cache is not None and self.train_dataset is not None:
+            cache.check_dataset(self.train_dataset)  # never train against another dataset's teacher outputs
         self.vocab_map = vocab_map
         self.loss_terms: dict[str, LossTerm] = {}
         self._logged = defaultdict(float)

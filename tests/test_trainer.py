@@ -76,6 +76,14 @@ def test_training_reduces_the_loss_and_logs_every_term(parts, tmp_path):
     assert all(np.isfinite(h["loss"]) for h in logs)
 
 
+def test_a_cache_of_another_dataset_is_refused(parts, tmp_path):
+    from hf_whisper_context.teacher.cache import CacheError
+
+    processor, cache, rows, vocab_map = parts
+    with pytest.raises(CacheError, match="has 6 rows, the dataset 5"):
+        _trainer((processor, cache, rows[:5], vocab_map), tmp_path)
+
+
 def test_gradient_accumulation_equals_a_bigger_batch(parts, tmp_path):
     big = _trainer(parts, tmp_path / "big", per_device_train_batch_size=4, max_steps=1)
     small = _trainer(parts, tmp_path / "small", per_device_train_batch_size=2, gradient_accumulation_steps=2,

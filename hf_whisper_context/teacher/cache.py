@@ -201,7 +201,8 @@ def cache_teacher(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     identity = identity or teacher_identity(getattr(model, "name_or_path", "teacher"), model)
-    fp = fingerprint(identity, config, getattr(dataset, "_fingerprint", str(len(dataset))))
+    data_fingerprint = getattr(dataset, "_fingerprint", None)
+    fp = fingerprint(identity, config, data_fingerprint or str(len(dataset)))
     manifest = out / "cache.json"
     if manifest.is_file():
         existing = json.loads(manifest.read_text())
@@ -212,7 +213,7 @@ def cache_teacher(
             )
     elif process_index == 0:
         info = {"fingerprint": fp, "config": asdict(config), "identity": identity, "rows": len(dataset),
-                "shard_size": config.shard_size, "k": config.k}  # fmt: skip
+                "shard_size": config.shard_size, "k": config.k, "data_fingerprint": data_fingerprint}  # fmt: skip
         _atomic_json(manifest, info)
     max_length = config.max_length or min(getattr(model.config, "max_position_embeddings", 4096), 4096)
     n_shards = math.ceil(len(dataset) / config.shard_size)
@@ -302,6 +303,16 @@ class TeacherCache:
 
     def __len__(self) -> int:
         return self.info["rows"]
+
+    def check_dataset(self, dataset) -> None:
+        """Refuse a dataset that is not the one this cache was built from (other length or fingerprint)."""
+        if len(dataset) != len(self):
+            raise CacheError(f"the teacher cache {self.folder} has {len(self)} rows, the dataset {len(dataset)}: "
+                             "it was built from another dataset; rebuild it with `teacher cache`")  # fmt: skip
+        built_from, given = self.info.get("data_fingerprint"), getattr(dataset, "_fingerprint", None)
+        if built_from and given and built_from != given:
+            raise CacheError(f"the teacher cache {self.folder} was built from dataset {built_from}, not {given} "
+                             "(changed data or chunking); rebuild it with `teacher cache`")  # fmt: skip
 
     def __getitem__(self, row: int) -> dict | None:
         if row not in self._rows:
