@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import Seq2SeqTrainer
+from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
 from .losses import representation_loss, token_ot_distillation
 
@@ -36,6 +37,14 @@ class LossContext:
     labels: torch.Tensor
     teacher: dict
     n_items: torch.Tensor
+    _log_probs: torch.Tensor | None = None
+
+    @property
+    def log_probs(self) -> torch.Tensor:
+        """log_softmax of the student logits in float32, computed once for all terms."""
+        if self._log_probs is None:
+            self._log_probs = torch.log_softmax(self.outputs.logits.float(), dim=-1)
+        return self._log_probs
 
 
 @dataclass
@@ -46,7 +55,7 @@ class LossTerm:
 
 def cross_entropy_term(trainer, ctx: LossContext) -> torch.Tensor:
     eps = trainer.args.label_smoothing_factor
-    log_p = torch.log_softmax(ctx.outputs.logits.float(), dim=-1)
+    log_p = ctx.log_probs
     valid = ctx.labels != -100
     nll = -log_p.gather(-1, ctx.labels.clamp(min=0)[..., None])[..., 0]
     smooth = -log_p.mean(-1)
@@ -61,6 +70,7 @@ def _distillation(trainer, ctx: LossContext) -> dict:
             t["teacher_mask"], trainer.vocab_map, t["student_spans"], t["teacher_spans"], t["text_lengths"],
             temperature=args.distill_temperature, eps=args.ot_eps, k=args.ot_k, lambda_pos=args.ot_lambda_pos,
             n_iters=args.ot_iters, backend=args.ot_backend,
+            student_log_probs=ctx.log_probs if args.distill_temperature == 1.0 else None,
         )  # fmt: skip
     return ctx.teacher["ot"]
 
@@ -116,8 +126,12 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         self.loss_terms[name] = LossTerm(fn, weight)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)  # the caller (prediction_step) still reads labels from its own dict
         teacher = {k: inputs.pop(k) for k in TEACHER_KEYS if k in inputs}
-        labels = inputs["labels"]
+        labels = inputs.pop("labels")
+        config = self.accelerator.unwrap_model(model).config
+        # decoder inputs instead of labels: the model would otherwise compute a cross-entropy we do not use
+        inputs["decoder_input_ids"] = shift_tokens_right(labels, config.pad_token_id, config.decoder_start_token_id)
         needs_hidden = "rep" in self.loss_terms and self.loss_terms["rep"].weight != 0
         outputs = model(**inputs, output_hidden_states=needs_hidden)
         n_items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
@@ -136,6 +150,12 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             total = total * self.accelerator.num_processes  # DDP averages gradients over processes
         return (total, outputs) if return_outputs else total
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        """Evaluation as in Seq2SeqTrainer (generation when `predict_with_generate`); the teacher tensors are not
+        model inputs, so the evaluation loss is the model's own cross-entropy."""
+        inputs = {k: v for k, v in inputs.items() if k not in TEACHER_KEYS}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._logged_steps:

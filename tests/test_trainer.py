@@ -76,6 +76,18 @@ def test_training_reduces_the_loss_and_logs_every_term(parts, tmp_path):
     assert all(np.isfinite(h["loss"]) for h in logs)
 
 
+def test_generation_evaluation_runs(parts, tmp_path):
+    from hf_whisper_context.metrics import compute_metrics_factory
+
+    processor = parts[0]
+    trainer = _trainer(parts, tmp_path, predict_with_generate=True, generation_max_length=12,
+                       per_device_eval_batch_size=3)  # fmt: skip
+    trainer.compute_metrics = compute_metrics_factory(processor.tokenizer, entity_mode="tags")
+    metrics = trainer.evaluate(eval_dataset=parts[2][:3])
+    assert {"eval_loss", "eval_wer", "eval_entity_f1", "eval_comma_f1"} <= set(metrics)
+    assert np.isfinite(metrics["eval_loss"])
+
+
 def test_a_cache_of_another_dataset_is_refused(parts, tmp_path):
     from hf_whisper_context.teacher.cache import CacheError
 

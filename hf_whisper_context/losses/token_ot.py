@@ -77,6 +77,7 @@ def token_ot_distillation(
     lambda_pos: float = 0.0,
     n_iters: int = 50,
     backend: str = "torch",
+    student_log_probs=None,
 ) -> dict:
     """OT token distillation for a batch.
 
@@ -87,6 +88,7 @@ def token_ot_distillation(
         vocab_map: (V_t,) long, teacher id -> student id or -1 (`build_vocab_map`).
         student_spans / teacher_spans: (B, n, 2) / (B, m, 2) character spans in the shared text; text_lengths: (B,).
         backend: "torch" (batched Sinkhorn), "pot" (POT's `ot.sinkhorn` per sample) or "emd" (exact, per sample).
+        student_log_probs: log_softmax(student_logits / T) in float32 if the caller already has it (saves a pass).
     Returns:
         dict with `kd_ot` and `ot_cost` (scalars with gradients to `student_logits`), `ot_cost_per_sample` (B,),
         `kd_sum` and `kd_positions` (for normalising by the number of label tokens), `plan` and
@@ -98,7 +100,7 @@ def token_ot_distillation(
     teacher_mask = teacher_mask.bool() & finite
     masked = int((~finite).sum())
     student_mask = student_mask.bool()
-    log_p = torch.log_softmax(student_logits.float() / t, dim=-1)
+    log_p = student_log_probs if student_log_probs is not None else torch.log_softmax(student_logits.float() / t, -1)
     q = torch.softmax(torch.nan_to_num(teacher_topk_logprobs.float(), nan=-1e4, posinf=-1e4, neginf=-1e4) / t, -1)
     q = q * teacher_mask[..., None]
     cost = sorted_cost(log_p.exp(), q, k or q.shape[-1])
@@ -117,11 +119,16 @@ def token_ot_distillation(
     values = (q * matched).flatten(1)  # (B, m * k_t)
     contributions = weights.repeat_interleave(q.shape[-1], dim=-1) * values[:, None, :]  # (B, n, m * k_t)
     index = student_ids.clamp(min=0).flatten(1)[:, None, :].expand(-1, weights.shape[1], -1)
-    transported = torch.zeros_like(log_p).scatter_add_(-1, index, contributions)
-    mass = transported.sum(-1)
+    mass = contributions.sum(-1)  # matched teacher mass reaching each student position
     use = student_mask & (mass > 1e-12)
-    target = transported / mass.clamp(min=1e-30)[..., None]
-    kl = (target * (torch.log(target.clamp(min=1e-30)) - log_p)).sum(-1) * t * t
+    share = contributions / mass.clamp(min=1e-30)[..., None]  # the normalised target, as (id, weight) pairs
+    # KL(target || p) = sum t log t - sum t log p. The second part only needs log p at the target's ids (a gather,
+    # not a dense target with autograd); the first is a constant, computed densely without a graph.
+    cross = (share * log_p.gather(-1, index)).sum(-1)
+    with torch.no_grad():
+        target = torch.zeros_like(log_p).scatter_add_(-1, index, share)
+        entropy_part = (target * torch.log(target.clamp(min=1e-30))).sum(-1)
+    kl = (entropy_part - cross) * t * t
     kd_sum = (kl * use).sum()
     positions = int(use.sum())
     return {
