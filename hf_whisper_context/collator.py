@@ -7,7 +7,9 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
 - `distill_mask` (B, L): True on the text tokens (what the teacher knows about); `student_spans` (B, L, 2): their
   character spans in the text; `text_lengths` (B,);
 - from the teacher cache: `teacher_topk_logprobs` (B, m, k) float32, `teacher_topk_ids` (B, m, k) long,
-  `teacher_mask` (B, m), `teacher_spans` (B, m, 2), `teacher_embedding` (B, D).
+  `teacher_mask` (B, m), `teacher_spans` (B, m, 2), `teacher_embedding` (B, D);
+- or, for a live teacher (`teacher_tokenizer` given), `teacher_windows`: per row the `encode_window` result (the
+  chunk inside its context), which `ContextDistillTrainer` runs through the teacher and pads with `pad_teacher`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class DistillationCollator:
     teacher_cache: object | None = None  # a `TeacherCache`; rows need a `row_index` column
     text_column: str = "text"
     max_label_length: int = 448
+    teacher_tokenizer: object | None = None  # live teacher: rows need `context_before` / `context_after`
+    context_words: int = 512
+    teacher_max_length: int = 2048
 
     def _labels(self, text: str):
         tokenizer = self.processor.tokenizer
@@ -53,31 +58,44 @@ class DistillationCollator:
             batch["distill_mask"][i, : len(ids)] = torch.tensor(mask)
             batch["student_spans"][i, : len(ids)] = torch.tensor(spans)
         if self.teacher_cache is not None:
-            batch.update(self._teacher(rows))
+            cached = [self.teacher_cache[r["row_index"]] for r in rows]
+            if all(c is None for c in cached):
+                raise ValueError("no row of this batch is in the teacher cache: was it built from this dataset?")
+            batch.update(pad_teacher(cached))
+        elif self.teacher_tokenizer is not None:
+            batch["teacher_windows"] = [self._window(r) for r in rows]
         return batch
 
-    def _teacher(self, rows: list[dict]) -> dict:
-        cached = [self.teacher_cache[r["row_index"]] for r in rows]
-        present = [c for c in cached if c is not None]
-        if not present:
-            raise ValueError("no row of this batch is in the teacher cache: was it built from this dataset?")
-        m = max(len(c["token_ids"]) for c in present)
-        k = present[0]["topk_ids"].shape[1]
-        dim = present[0]["embedding"].shape[0]
-        out = {
-            "teacher_topk_logprobs": torch.zeros(len(rows), m, k),
-            "teacher_topk_ids": torch.zeros(len(rows), m, k, dtype=torch.long),
-            "teacher_mask": torch.zeros(len(rows), m, dtype=torch.bool),
-            "teacher_spans": torch.zeros(len(rows), m, 2, dtype=torch.long),
-            "teacher_embedding": torch.zeros(len(rows), dim),
-        }
-        for i, c in enumerate(cached):
-            if c is None:  # a row the cache skipped (empty text): no teacher signal, masked
-                continue
-            n = len(c["token_ids"])
-            out["teacher_topk_logprobs"][i, :n] = torch.from_numpy(c["topk_logprobs"].astype(np.float32))
-            out["teacher_topk_ids"][i, :n] = torch.from_numpy(c["topk_ids"].astype(np.int64))
-            out["teacher_mask"][i, :n] = torch.from_numpy(c["valid"])
-            out["teacher_spans"][i, :n] = torch.from_numpy(c["spans"].astype(np.int64))
-            out["teacher_embedding"][i] = torch.from_numpy(c["embedding"].astype(np.float32))
-        return out
+    def _window(self, row: dict) -> dict:
+        from .teacher.cache import encode_window
+
+        half = self.context_words // 2
+        before = " ".join(row.get("context_before", "").split()[-half:]) if half else ""
+        after = " ".join(row.get("context_after", "").split()[:half]) if half else ""
+        text = row[self.text_column].strip()
+        return encode_window(self.teacher_tokenizer, before, text, after, self.teacher_max_length) if text else {}
+
+
+def pad_teacher(rows: list[dict | None], device=None) -> dict:
+    """Pad per-row teacher outputs (cache rows or live results with `spans`) into batch tensors with masks; a row
+    that is None or empty (nothing cached, empty text) is all masked."""
+    present = [r for r in rows if r]
+    m = max(len(r["spans"]) for r in present)
+    k, dim = present[0]["topk_ids"].shape[1], present[0]["embedding"].shape[0]
+    out = {
+        "teacher_topk_logprobs": torch.zeros(len(rows), m, k, device=device),
+        "teacher_topk_ids": torch.zeros(len(rows), m, k, dtype=torch.long, device=device),
+        "teacher_mask": torch.zeros(len(rows), m, dtype=torch.bool, device=device),
+        "teacher_spans": torch.zeros(len(rows), m, 2, dtype=torch.long, device=device),
+        "teacher_embedding": torch.zeros(len(rows), dim, device=device),
+    }
+    for i, r in enumerate(rows):
+        if not r:
+            continue
+        n = len(r["spans"])
+        for key, name, dtype in (("topk_logprobs", "teacher_topk_logprobs", torch.float32),
+                                 ("topk_ids", "teacher_topk_ids", torch.long), ("valid", "teacher_mask", torch.bool),
+                                 ("spans", "teacher_spans", torch.long)):  # fmt: skip
+            out[name][i, :n] = torch.as_tensor(r[key]).to(device=out[name].device, dtype=dtype)
+        out["teacher_embedding"][i] = torch.as_tensor(r["embedding"]).to(out["teacher_embedding"].device).float()
+    return out

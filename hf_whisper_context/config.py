@@ -23,6 +23,8 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
     ot_backend: str = field(default="torch", metadata={"help": "torch (batched), pot or emd (per sample, POT)."})
     rep_pooling: str = field(default="mean", metadata={"help": "Student pooling for REP: mean or last."})
     teacher_cache: str | None = field(default=None, metadata={"help": "Folder written by `teacher cache`."})
+    teacher_pooling: str = field(default="last", metadata={"help": "Live teacher: window embedding, last or mean."})
+    teacher_layer: int = field(default=-1, metadata={"help": "Live teacher: hidden layer pooled for the embedding."})
     freeze_encoder_layers: int | None = field(
         default=None, metadata={"help": "Freeze the encoder but its last N layers (paper: 2). None trains it all."}
     )

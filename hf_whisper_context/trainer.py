@@ -22,7 +22,9 @@ from torch import nn
 from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
+from .collator import pad_teacher
 from .losses import representation_loss, token_ot_distillation
+from .teacher.cache import teacher_outputs
 
 TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
                 "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
@@ -96,12 +98,13 @@ class ContextDistillTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` for distillation from a cached teacher (see `DistillationCollator`).
 
     Args (beyond Seq2SeqTrainer's): `vocab_map` (teacher id -> student id, `losses.build_vocab_map`),
-    `teacher_dim` (size of the cached teacher embeddings; adds the projector when it is missing).
+    `teacher_dim` (size of the teacher embeddings; adds the projector when it is missing), `teacher` (a live
+    teacher from `load_teacher`, with a collator given `teacher_tokenizer`; otherwise the collator reads a cache).
     """
 
     loss_is_scaled_for_ga = True  # every term is divided by the accumulated batch's label-token count
 
-    def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, **kwargs):
+    def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, teacher=None, **kwargs):
         if teacher_dim and model is not None and not hasattr(model, "distill_projector"):
             model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
         if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
@@ -111,6 +114,7 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         if cache is not None and self.train_dataset is not None:
             cache.check_dataset(self.train_dataset)  # never train against another dataset's teacher outputs
         self.vocab_map = vocab_map
+        self.teacher = teacher  # a live teacher (frozen, eval): used when the collator sends `teacher_windows`
         self.loss_terms: dict[str, LossTerm] = {}
         self._logged = defaultdict(float)
         self._logged_steps = 0
@@ -128,6 +132,9 @@ class ContextDistillTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)  # the caller (prediction_step) still reads labels from its own dict
         teacher = {k: inputs.pop(k) for k in TEACHER_KEYS if k in inputs}
+        windows = inputs.pop("teacher_windows", None)
+        if windows is not None:
+            teacher.update(self._live_teacher(windows, inputs["input_features"].device))
         labels = inputs.pop("labels")
         config = self.accelerator.unwrap_model(model).config
         # decoder inputs instead of labels: the model would otherwise compute a cross-entropy we do not use
@@ -151,10 +158,18 @@ class ContextDistillTrainer(Seq2SeqTrainer):
             total = total * self.accelerator.num_processes  # DDP averages gradients over processes
         return (total, outputs) if return_outputs else total
 
+    def _live_teacher(self, windows: list[dict], device) -> dict:
+        if self.teacher is None:
+            raise ValueError("the collator sends teacher windows but the trainer has no teacher: pass teacher=...")
+        present = [w for w in windows if w]
+        outputs = iter(teacher_outputs(self.teacher, present, self.args.ot_k, self.args.teacher_pooling,
+                                       self.args.teacher_layer, self.teacher.config.pad_token_id or 0))  # fmt: skip
+        return pad_teacher([{**next(outputs), "spans": w["spans"]} if w else None for w in windows], device)
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         """Evaluation as in Seq2SeqTrainer (generation when `predict_with_generate`); the teacher tensors are not
         model inputs, so the evaluation loss is the model's own cross-entropy."""
-        inputs = {k: v for k, v in inputs.items() if k not in TEACHER_KEYS}
+        inputs = {k: v for k, v in inputs.items() if k not in (*TEACHER_KEYS, "teacher_windows")}
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -1,6 +1,7 @@
 """ContextDistillTrainer end to end on tiny random Whisper and Llama models (real tokenizers, real speech)."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -43,7 +44,9 @@ def parts(tiny_en, clips, tmp_path_factory):
         {"text": t, "row_index": i, "audio": {"array": a}} for i, (t, a) in enumerate(zip(texts, audio, strict=True))
     ]
     vocab_map, _ = build_vocab_map(processor.tokenizer, teacher_tok)
-    return processor, cache, rows, vocab_map
+    rows = [{**r, **{k: v[i] for k, v in context.items()}} for i, r in enumerate(rows)]
+    return SimpleNamespace(processor=processor, cache=cache, rows=rows, vocab_map=vocab_map, teacher=teacher,
+                           teacher_tokenizer=teacher_tok)  # fmt: skip
 
 
 def _model():
@@ -51,15 +54,15 @@ def _model():
     return WhisperForConditionalGeneration(tiny_whisper_config())
 
 
-def _trainer(parts, out, **overrides):
-    processor, cache, rows, vocab_map = parts
+def _trainer(parts, out, rows=None, **overrides):
     settings = dict(output_dir=str(out), per_device_train_batch_size=2, learning_rate=3e-3, max_steps=4,
                     logging_steps=1, save_strategy="no", report_to=[], seed=0, label_smoothing_factor=0.1,
                     kd_weight=0.5, ot_weight=0.1, rep_weight=0.2, use_cpu=True, dataloader_num_workers=0)  # fmt: skip
     settings.update(overrides)
     args = ContextDistillTrainingArguments(**settings)
-    return ContextDistillTrainer(model=_model(), args=args, train_dataset=rows, vocab_map=vocab_map, teacher_dim=16,
-                                 data_collator=DistillationCollator(processor, cache))  # fmt: skip
+    return ContextDistillTrainer(model=_model(), args=args, train_dataset=parts.rows if rows is None else rows,
+                                 vocab_map=parts.vocab_map, teacher_dim=16,
+                                 data_collator=DistillationCollator(parts.processor, parts.cache))  # fmt: skip
 
 
 def _losses(trainer):
@@ -79,21 +82,31 @@ def test_training_reduces_the_loss_and_logs_every_term(parts, tmp_path):
 def test_generation_evaluation_runs(parts, tmp_path):
     from hf_whisper_context.metrics import compute_metrics_factory
 
-    processor = parts[0]
     trainer = _trainer(parts, tmp_path, predict_with_generate=True, generation_max_length=12,
                        per_device_eval_batch_size=3)  # fmt: skip
-    trainer.compute_metrics = compute_metrics_factory(processor.tokenizer, entity_mode="tags")
-    metrics = trainer.evaluate(eval_dataset=parts[2][:3])
+    trainer.compute_metrics = compute_metrics_factory(parts.processor.tokenizer, entity_mode="tags")
+    metrics = trainer.evaluate(eval_dataset=parts.rows[:3])
     assert {"eval_loss", "eval_wer", "eval_entity_f1", "eval_comma_f1"} <= set(metrics)
     assert np.isfinite(metrics["eval_loss"])
+
+
+def test_live_teacher_gives_the_cached_losses(parts, tmp_path):
+    cached = _trainer(parts, tmp_path / "cached", max_steps=1, ot_k=8)  # the cache holds the top 8
+    collator = DistillationCollator(parts.processor, teacher_tokenizer=parts.teacher_tokenizer)
+    live = ContextDistillTrainer(model=_model(), args=cached.args, train_dataset=parts.rows, vocab_map=parts.vocab_map,
+                                 teacher_dim=16, teacher=parts.teacher, data_collator=collator)  # fmt: skip
+    cached.train()
+    live.train()
+    a, b = _losses(cached)[0], _losses(live)[0]
+    for term in ("ce", "kd_ot", "ot_cost", "rep"):  # the cache stores fp16: equal up to that rounding
+        assert b[term] == pytest.approx(a[term], rel=2e-2, abs=1e-3), term
 
 
 def test_a_cache_of_another_dataset_is_refused(parts, tmp_path):
     from hf_whisper_context.teacher.cache import CacheError
 
-    processor, cache, rows, vocab_map = parts
     with pytest.raises(CacheError, match="has 6 rows, the dataset 5"):
-        _trainer((processor, cache, rows[:5], vocab_map), tmp_path)
+        _trainer(parts, tmp_path, rows=parts.rows[:5])
 
 
 def test_gradient_accumulation_equals_a_bigger_batch(parts, tmp_path):

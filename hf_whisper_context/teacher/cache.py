@@ -101,42 +101,50 @@ def fingerprint(identity: dict, config: CacheConfig, data_fingerprint: str) -> s
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _forward(model, batch: list[dict], config: CacheConfig, pad_id: int) -> list[dict]:
-    """One padded forward pass; per row the chunk's top-k log-probs and the window embedding."""
+def teacher_outputs(model, windows: list[dict], k: int, pooling: str, layer: int, pad_id: int) -> list[dict]:
+    """One padded forward pass over `encode_window` results; per window, as tensors on the model's device: the
+    chunk's `topk_logprobs`/`topk_ids` of the distribution predicting each chunk token, `valid` (False for a first
+    token with nothing before it and for NaN/inf positions), the window `embedding`, and `nonfinite` (a count)."""
     import torch
 
     device = next(model.parameters()).device
-    width = max(len(r["input_ids"]) for r in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, r in enumerate(batch):
-        ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
-        mask[i, : len(r["input_ids"])] = 1
+    width = max(len(w["input_ids"]) for w in windows)
+    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    for i, w in enumerate(windows):
+        ids[i, : len(w["input_ids"])] = torch.as_tensor(w["input_ids"])
+        mask[i, : len(w["input_ids"])] = 1
     with torch.inference_mode():
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
-    hidden = out.hidden_states[config.layer].float()
+    hidden = out.hidden_states[layer].float()
     results = []
-    for i, r in enumerate(batch):
-        n, start, length = len(r["input_ids"]), r["chunk_start"], r["chunk_len"]
+    for i, w in enumerate(windows):
+        n, start, length = len(w["input_ids"]), int(w["chunk_start"]), int(w["chunk_len"])
         # the distribution predicting token p is the output at p - 1; a chunk at position 0 has none for its first
-        positions = torch.arange(start - 1, start + length - 1)
-        valid = positions >= 0
-        logits = out.logits[i, positions.clamp(min=0)].float()
-        logprobs = torch.log_softmax(logits, dim=-1)
+        positions = torch.arange(start - 1, start + length - 1, device=device)
+        logprobs = torch.log_softmax(out.logits[i, positions.clamp(min=0)].float(), dim=-1)
         finite = torch.isfinite(logprobs).all(dim=-1)
-        valid &= finite.cpu()
-        top = torch.topk(torch.nan_to_num(logprobs, nan=-1e4, neginf=-1e4), config.k, dim=-1)
-        if config.pooling == "last":
-            embedding = hidden[i, n - 1]
-        else:
-            embedding = hidden[i, :n].mean(dim=0)
+        top = torch.topk(torch.nan_to_num(logprobs, nan=-1e4, neginf=-1e4), k, dim=-1)
         results.append({
-            "topk_logprobs": top.values.clamp(min=-1e4).to(torch.float16).cpu().numpy(),
-            "topk_ids": top.indices.to(torch.int32).cpu().numpy(),
-            "valid": valid.numpy(),
-            "embedding": embedding.to(torch.float16).cpu().numpy(),
+            "topk_logprobs": top.values.clamp(min=-1e4),
+            "topk_ids": top.indices,
+            "valid": (positions >= 0) & finite,
+            "embedding": hidden[i, n - 1] if pooling == "last" else hidden[i, :n].mean(dim=0),
             "nonfinite": int((~finite).sum()),
         })  # fmt: skip
+    return results
+
+
+def _forward(model, batch: list[dict], config: CacheConfig, pad_id: int) -> list[dict]:
+    """`teacher_outputs` stored as the cache stores them: fp16 values, int32 ids, numpy."""
+    import torch
+
+    results = teacher_outputs(model, batch, config.k, config.pooling, config.layer, pad_id)
+    for r in results:
+        r["topk_logprobs"] = r["topk_logprobs"].to(torch.float16).cpu().numpy()
+        r["topk_ids"] = r["topk_ids"].to(torch.int32).cpu().numpy()
+        r["valid"] = r["valid"].cpu().numpy()
+        r["embedding"] = r["embedding"].to(torch.float16).cpu().numpy()
     return results
 
 
