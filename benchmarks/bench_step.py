@@ -1,6 +1,7 @@
 """Step time of distillation vs plain fine-tuning on the same batches (CPU): the bundled tiny.en student, a
 SmolLM2 teacher cache, batch 4 x 30 s. Plain = label-smoothed CE only; distillation = CE + KD_ot + OT cost + REP.
-Both run forward, backward and an AdamW step through `ContextDistillTrainer.compute_loss`; ratio printed.
+Live teacher runs add the SmolLM2 forward (512 context words) inside the step. All run forward, backward and an
+AdamW step through `ContextDistillTrainer.compute_loss`; ratios against plain fine-tuning are printed.
 
     python benchmarks/bench_step.py --data outputs/corpus [--steps 5]
 """
@@ -57,26 +58,34 @@ def main() -> None:
         processor = WhisperProcessor.from_pretrained(bundled.whisper("tiny.en"))
         rows = [{**r, "row_index": i, "audio": {"array": chunk_audio(r)}} for i, r in enumerate(data)]
         batch = DistillationCollator(processor, cache)(rows)
+        live_batch = DistillationCollator(processor, teacher_tokenizer=teacher_tok)(rows)
     vocab_map, coverage = build_vocab_map(processor.tokenizer, AutoTokenizer.from_pretrained(teacher.name_or_path))
+    runs = {
+        "plain fine-tuning (CE)": ((0.0, 0.0, 0.0), None, batch),
+        "distillation (cache)": ((0.5, 0.001, 0.1), None, batch),
+        "distillation (live, fp32)": ((0.5, 0.001, 0.1), teacher, live_batch),
+        "distillation (live, bf16)": (
+            (0.5, 0.001, 0.1),
+            load_teacher("smollm2-135m", dtype="bfloat16")[0],
+            live_batch,
+        ),
+    }
     results = {}
-    for name, weights in {
-        "plain fine-tuning (CE)": (0.0, 0.0, 0.0),
-        "distillation (cache)": (0.5, 0.001, 0.1),
-    }.items():
-        kd, ot, rep = weights
+    for name, ((kd, ot, rep), live_teacher, inputs) in runs.items():
         targs = ContextDistillTrainingArguments(
             output_dir=tempfile.mkdtemp(), report_to=[], use_cpu=True, label_smoothing_factor=0.1,
             kd_weight=kd, ot_weight=ot, rep_weight=rep,
         )  # fmt: skip
         torch.manual_seed(0)
         model = WhisperForConditionalGeneration.from_pretrained(bundled.whisper("tiny.en"))
-        trainer = ContextDistillTrainer(model=model, args=targs, vocab_map=vocab_map, teacher_dim=576)
-        results[name] = _step_times(trainer, batch, args.steps)
+        trainer = ContextDistillTrainer(model=model, args=targs, vocab_map=vocab_map, teacher_dim=576,
+                                        teacher=live_teacher)  # fmt: skip
+        results[name] = _step_times(trainer, inputs, args.steps)
     base = results["plain fine-tuning (CE)"]
     labels = int((batch["labels"] != -100).sum())
     print(f"tiny.en student, batch {args.batch} x 30 s, {labels} label tokens, k=64, {args.threads} threads")
     for name, seconds in results.items():
-        print(f"  {name:24s} {seconds * 1000:8.0f} ms/step   ratio {seconds / base:.2f}x")
+        print(f"  {name:28s} {seconds * 1000:8.0f} ms/step   ratio {seconds / base:.2f}x")
 
 
 if __name__ == "__main__":
