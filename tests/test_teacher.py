@@ -214,12 +214,16 @@ def test_adaptation_learns_the_tags(corpus, tmp_path):
     train = tagged_passages(load_swc_articles(corpus, "train")["text_tagged"], 60)
     held_out = tagged_passages(load_swc_articles(corpus, "test")["text_tagged"], 60)
     report = adapt_teacher(train, tmp_path / "adapter", eval_texts=held_out, max_steps=12, batch_size=4,
-                           max_length=128, learning_rate=1e-3, logging_steps=4)  # fmt: skip
+                           max_length=128, learning_rate=1e-3, logging_steps=4, merge=True)  # fmt: skip
     print(report)
     assert report["eval_loss_after"] < report["eval_loss_before"]
     assert report["closing_tag_probability_after"] > report["closing_tag_probability_before"]
     model, tokenizer = load_teacher("smollm2-135m", adapter=tmp_path / "adapter")  # reloads with the tag rows
     assert tokenizer.convert_tokens_to_ids("[/PERSON]") >= 49152 and not model.training
+    merged, _ = load_teacher(report["merged"])  # the merged weights hold the adapter and the tag rows
+    ids = tokenizer(held_out[0], return_tensors="pt").input_ids[:, :64]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, model(ids).logits, atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.slow
