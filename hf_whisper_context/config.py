@@ -25,6 +25,11 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
     teacher_cache: str | None = field(default=None, metadata={"help": "Folder written by `teacher cache`."})
     teacher_pooling: str = field(default="last", metadata={"help": "Live teacher: window embedding, last or mean."})
     teacher_layer: int = field(default=-1, metadata={"help": "Live teacher: hidden layer pooled for the embedding."})
+    lora_r: int | None = field(default=None, metadata={"help": "LoRA rank for the student; None trains all weights."})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha."})
+    lora_target_modules: str = field(
+        default="q_proj,k_proj,v_proj,out_proj,fc1,fc2", metadata={"help": "Comma-separated module names to adapt."}
+    )
     freeze_encoder_layers: int | None = field(
         default=None, metadata={"help": "Freeze the encoder but its last N layers (paper: 2). None trains it all."}
     )

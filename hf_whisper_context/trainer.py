@@ -99,16 +99,23 @@ class ContextDistillTrainer(Seq2SeqTrainer):
 
     Args (beyond Seq2SeqTrainer's): `vocab_map` (teacher id -> student id, `losses.build_vocab_map`),
     `teacher_dim` (size of the teacher embeddings; adds the projector when it is missing), `teacher` (a live
-    teacher from `load_teacher`, with a collator given `teacher_tokenizer`; otherwise the collator reads a cache).
+    teacher from `load_teacher`, with a collator given `teacher_tokenizer`; otherwise the collator reads a cache),
+    `trainable_token_ids` (with `lora_r`: embedding rows that train, e.g. the 42 tag tokens from `add_tag_tokens`).
     """
 
     loss_is_scaled_for_ga = True  # every term is divided by the accumulated batch's label-token count
 
-    def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, teacher=None, **kwargs):
+    def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, teacher=None,
+                 trainable_token_ids=(), **kwargs):  # fmt: skip
         if teacher_dim and model is not None and not hasattr(model, "distill_projector"):
             model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
         if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
             freeze_encoder(model, args.freeze_encoder_layers)
+        if args is not None and getattr(args, "lora_r", None) and model is not None:
+            from .lora import apply_lora
+
+            model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_target_modules.split(","),
+                               trainable_token_ids, ["distill_projector"] if teacher_dim else ())  # fmt: skip
         super().__init__(model, args, *extra, **kwargs)
         cache = getattr(self.data_collator, "teacher_cache", None)
         if cache is not None and self.train_dataset is not None:

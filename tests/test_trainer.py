@@ -102,6 +102,31 @@ def test_live_teacher_gives_the_cached_losses(parts, tmp_path):
         assert b[term] == pytest.approx(a[term], rel=2e-2, abs=1e-3), term
 
 
+def test_lora_trains_adapters_projector_and_tag_rows_only(parts, tmp_path):
+    from hf_whisper_context.data.entities import TAG_TOKENS
+
+    tag_ids = [51864 - 42 + i for i in range(42)]  # pretend the last 42 rows are the tag tokens
+    trainer = _trainer(parts, tmp_path, max_steps=2, lora_r=4, lora_alpha=8)
+    assert trainer.model.peft_config  # wrapped
+    trainer = ContextDistillTrainer(model=_model(), args=trainer.args, train_dataset=parts.rows,
+                                    vocab_map=parts.vocab_map, teacher_dim=16, trainable_token_ids=tag_ids,
+                                    data_collator=DistillationCollator(parts.processor, parts.cache))  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert any("lora_" in n for n in changed) and any("distill_projector" in n for n in changed)
+    assert not any(n.endswith("q_proj.base_layer.weight") for n in changed)  # base weights frozen
+    embedding = [n for n in before if n.endswith("embed_tokens.weight") and "decoder" in n][0]
+    moved = (before[embedding] != after[embedding]).any(-1).nonzero()[:, 0].tolist()
+    assert moved and set(moved) <= set(tag_ids)  # only the tag rows of the embeddings train
+    assert len(TAG_TOKENS) == 42
+    from hf_whisper_context.lora import apply_lora
+
+    half = apply_lora(_model().to(torch.bfloat16), r=2, alpha=4)  # adapters follow the model's dtype
+    assert {p.dtype for n, p in half.named_parameters() if "lora_" in n} == {torch.bfloat16}
+
+
 def test_a_cache_of_another_dataset_is_refused(parts, tmp_path):
     from hf_whisper_context.teacher.cache import CacheError
 

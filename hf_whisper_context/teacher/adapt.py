@@ -17,24 +17,13 @@ import math
 from pathlib import Path
 
 from ..data.entities import TAG_TOKENS, add_tag_tokens
+from ..lora import train_rows_only
 from .load import ensure_pad_token, quantization_config, resolve_teacher
 
 logger = logging.getLogger(__name__)
 
 
 TAG_ROWS_FILE = "tag_embeddings.safetensors"
-
-
-def train_rows_only(weight, rows: list[int]):
-    """Make `weight` trainable but let gradients reach only `rows` (the other rows stay exactly as they were,
-    with weight decay 0, as the Trainer's default)."""
-    import torch
-
-    keep = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-    keep[rows] = 1
-    weight.requires_grad_(True)
-    weight.register_hook(lambda grad: grad * keep)
-    return weight
 
 
 def tagged_passages(texts, words_per_passage: int = 200) -> list[str]:

@@ -1,0 +1,36 @@
+"""LoRA for the student (and the teacher's adaptation): adapters in the model's dtype, chosen embedding rows trainable.
+
+peft's default `autocast_adapter_dtype=True` keeps LoRA weights in fp32 on a bf16 model and casts activations at
+every adapted layer: 1.7x the step time on an H200 (GPU.md). Here adapters follow the model's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+WHISPER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+
+def train_rows_only(weight: torch.nn.Parameter, rows: list[int]) -> torch.nn.Parameter:
+    """Make `weight` trainable but let gradients reach only `rows` (e.g. new tag tokens); the other rows stay exactly
+    as they were (Adam moves nothing with a zero gradient; weight decay must be 0, the Trainer's default)."""
+    keep = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+    keep[list(rows)] = 1
+    weight.requires_grad_(True)
+    weight.register_hook(lambda grad: grad * keep)
+    return weight
+
+
+def apply_lora(model, r: int = 32, alpha: int = 64, target_modules=WHISPER_TARGETS, trainable_token_ids=(),
+               modules_to_save=()):  # fmt: skip
+    """Wrap `model` with LoRA adapters (dropout 0, in the model's dtype); `trainable_token_ids` rows of the input
+    embeddings train too (tied output rows with them); `modules_to_save` (e.g. the distillation projector) are
+    trained fully and saved with the adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(target_modules),
+                        modules_to_save=list(modules_to_save) or None)  # fmt: skip
+    peft_model = get_peft_model(model, config, autocast_adapter_dtype=False)
+    if trainable_token_ids:
+        train_rows_only(peft_model.get_input_embeddings().weight, list(trainable_token_ids))
+    return peft_model
