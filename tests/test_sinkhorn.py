@@ -78,6 +78,15 @@ def test_no_gradient_flows_through_the_plan():
     torch.testing.assert_close(cost.grad, plan)
 
 
+def test_too_few_iterations_warn(caplog):
+    cost = torch.rand(2, 30, 40, generator=torch.Generator().manual_seed(0)) * 10
+    plan = sinkhorn(cost, eps=1e-3, n_iters=1)
+    assert torch.isfinite(plan).all() and "did not converge" in caplog.text
+    caplog.clear()
+    sinkhorn(cost, eps=1.0, n_iters=200)
+    assert "did not converge" not in caplog.text
+
+
 def test_bad_eps():
     with pytest.raises(ValueError, match="eps must be > 0"):
         sinkhorn(torch.rand(1, 2, 2), eps=0)

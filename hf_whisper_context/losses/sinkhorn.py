@@ -21,6 +21,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+_MARGINAL_TOLERANCE = 0.05  # L1 distance of the plan's row sums from the marginal (which sums to 1)
 _SAFE_RANGE = 50.0  # exp(-50) ~ 2e-22: far above float32's smallest normal number (1e-38)
 
 
@@ -79,6 +80,10 @@ def sinkhorn(cost, row_mask=None, col_mask=None, eps: float = 0.1, n_iters: int 
     else:
         raise ValueError(f"kernel must be 'auto', 'multiplicative' or 'log', not {kernel!r}")
     plan = torch.where(valid, plan, 0.0)
+    error = float((plan.sum(-1) - a).abs().sum(-1).max()) if plan.numel() else 0.0
+    if error > _MARGINAL_TOLERANCE:
+        logger.warning("Sinkhorn did not converge in %d iterations at eps=%g (row marginals off by %.3f in L1); "
+                       "raise the iterations or eps", n_iters, eps, error)  # fmt: skip
     if not torch.isfinite(plan).all():  # cannot happen in the log domain; a safety net for the other
         logger.warning("Sinkhorn produced non-finite values (eps=%s); falling back to the log domain", eps)
         plan = torch.where(valid, _log_domain(c, valid, a, b, eps, n_iters, tol), 0.0)
