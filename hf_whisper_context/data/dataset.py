@@ -27,7 +27,7 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "1"
+DATA_VERSION = "2"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
 
@@ -98,6 +98,7 @@ def _segments(article, start_ms: float, end_ms: float) -> tuple[list[str], list[
 
 def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_cache: str | None, **_fingerprint):
     chunk_config = ChunkConfig(**config)
+    row_index = 0  # the row's position in its split: what the teacher cache and the collator key on
     for article, flat in _tagged_articles(folders, spacy_model, tag_cache):
         chunks = chunk_article(flat, chunk_config)
         for index, chunk in enumerate(chunks):
@@ -108,6 +109,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
             lo, hi = chunk["middle"]
             paths, starts, ends = _segments(article, chunk["start_ms"], chunk["end_ms"])
             yield {
+                "row_index": row_index,
                 "article_id": article.identifier,
                 "title": article.title,
                 "chunk_index": index,
@@ -128,6 +130,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 "context_after": chunk["context_after"],
                 "middle_entities": [t for s, e, t in flat.entities if lo <= s and e <= hi],
             }
+            row_index += 1
 
 
 def _article_rows(folders: list[str], spacy_model: str | None, tag_cache: str | None, **_fingerprint):
@@ -174,7 +177,8 @@ def load_swc(
     """A `DatasetDict` of chunks, split by article. `spacy_model=None` skips entity tagging (tags stay empty);
     `cache_dir` holds the Arrow files and the entity tags (default: datasets' cache and the package cache).
 
-    Columns: article_id, title, chunk_index, n_chunks, audio_path/audio_start_s/audio_end_s (file segments, seconds
+    Columns: row_index (position in the split), article_id, title, chunk_index, n_chunks,
+    audio_path/audio_start_s/audio_end_s (file segments, seconds
     into each file), start_s/end_s and middle_start_s/middle_end_s (article timeline), text, text_tagged,
     text_timestamps, middle_text, middle_text_tagged, context_before, context_after, middle_entities.
     """
