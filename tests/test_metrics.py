@@ -155,6 +155,9 @@ def test_evaluate_modules_load_from_local_paths():
 def test_untagged_hypotheses_are_tagged_by_the_same_tagger():
     result = compute_all([REF], ["Albert Einstein was born in Ulm, on 14 March 1879."])
     assert result["entities"]["mode"] == "tagger" and result["entities"]["micro"]["f1"] == 1.0
+    plain = "Albert Einstein was born in Ulm, on 14 March 1879."  # untagged references are tagged the same way
+    both = compute_all([plain], [plain])["entities"]
+    assert both["mode"] == "tagger" and both["micro"]["f1"] == 1.0 and both["micro"]["support"] == 3
 
 
 @pytest.mark.slow

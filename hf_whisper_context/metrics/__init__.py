@@ -33,12 +33,18 @@ def compute_all(references: Sequence[str], predictions: Sequence[str], entity_mo
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
     if entity_mode == "auto":
         entity_mode = "tags" if any(strip_tags(p) != p for p in predictions) else "tagger"
+    entity_references = references
+    if entity_mode == "tagger" and all(strip_tags(r) == r for r in references):
+        # plain references (e.g. decoded training labels): tag them with the same tagger as the predictions
+        from .entities import tag_texts
+
+        entity_references = tag_texts(list(references), tagger)
     return {
         "wer_orthographic": word_error_rate(references, predictions, "orthographic"),
         "wer_normalised": word_error_rate(references, predictions, "normalised"),
         "punctuation": punctuation_scores(references, predictions),
         "capitalization": capitalization_scores(references, predictions),
-        "entities": entity_scores(references, predictions, mode=entity_mode, tagger=tagger),
+        "entities": entity_scores(entity_references, predictions, mode=entity_mode, tagger=tagger),
     }
 
 
