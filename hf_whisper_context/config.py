@@ -12,8 +12,8 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
     """Total loss `CE_ls + kd_weight * KD_ot + ot_weight * OT_cost + rep_weight * REP` (label smoothing from
     `label_smoothing_factor`, paper 0.1). Every term is logged at each logging step."""
 
-    # 0.05, not the paper's larger alpha: with the bundled SmolLM2 teacher the KL is ~6-9 nats against a CE of ~0.4, and
-    # 50 steps at alpha=0.5 took tiny.en's chunk WER from 0.09 to 1.35; at 0.05 it stayed at 0.086 (session-1 notes)
+    # 0.05, not the paper's larger alpha: with the bundled SmolLM2 teacher the KL is 6-9 nats against a CE of ~0.4,
+    # and 50 steps at alpha=0.5 took tiny.en's chunk WER from 0.09 to 1.35; at 0.05 it stayed at 0.086 (measured)
     kd_weight: float = field(default=0.05, metadata={"help": "Weight of the OT-aligned KL to the teacher (alpha)."})
     ot_weight: float = field(default=0.001, metadata={"help": "Weight of the OT cost <P, C> (gamma; paper 0.001)."})
     rep_weight: float = field(default=0.1, metadata={"help": "Weight of the sentence-embedding loss (beta)."})
