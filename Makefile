@@ -25,7 +25,7 @@ tts:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq flite espeak-ng >/dev/null; }
 
 demo: $(STAMP) tts
-	$(BIN)/hf-whisper-context demo --output-dir outputs/demo
+	$(BIN)/hf-whisper-context demo --output-dir outputs/demo --overwrite
 
 test: $(STAMP) tts
 	$(BIN)/python -m pytest -q

@@ -1,7 +1,8 @@
 """Step time of distillation vs plain fine-tuning on the same batches (CPU): the bundled tiny.en student, a
 SmolLM2 teacher cache, batch 4 x 30 s. Plain = label-smoothed CE only; distillation = CE + KD_ot + OT cost + REP.
-Live teacher runs add the SmolLM2 forward (512 context words) inside the step. All run forward, backward and an
-AdamW step through `ContextDistillTrainer.compute_loss`; ratios against plain fine-tuning are printed.
+Live teacher runs add the SmolLM2 forward (`--context-words` of article context, 512 by default) inside the step.
+All run forward, backward and an AdamW step through `ContextDistillTrainer.compute_loss`; ratios against plain
+fine-tuning are printed.
 
     python benchmarks/bench_step.py --data outputs/corpus [--steps 5]
 """
@@ -48,17 +49,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--context-words", type=int, default=512, help="article context the teacher reads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     data = load_swc(args.data)["train"].select(range(args.batch))
     teacher, teacher_tok = load_teacher("smollm2-135m")
     with tempfile.TemporaryDirectory() as out:
-        cache = TeacherCache(cache_teacher(data, teacher, teacher_tok, out, CacheConfig(k=64, context_words=512)))
+        cache = TeacherCache(
+            cache_teacher(data, teacher, teacher_tok, out, CacheConfig(k=64, context_words=args.context_words))
+        )
         processor = WhisperProcessor.from_pretrained(bundled.whisper("tiny.en"))
         rows = [{**r, "row_index": i, "audio": {"array": chunk_audio(r)}} for i, r in enumerate(data)]
         batch = DistillationCollator(processor, cache)(rows)
-        live_batch = DistillationCollator(processor, teacher_tokenizer=teacher_tok)(rows)
+        live_batch = DistillationCollator(processor, teacher_tokenizer=teacher_tok,
+                                          context_words=args.context_words)(rows)  # fmt: skip
     vocab_map, coverage = build_vocab_map(processor.tokenizer, AutoTokenizer.from_pretrained(teacher.name_or_path))
     runs = {
         "plain fine-tuning (CE)": ((0.0, 0.0, 0.0), None, batch),
@@ -83,7 +88,8 @@ def main() -> None:
         results[name] = _step_times(trainer, inputs, args.steps)
     base = results["plain fine-tuning (CE)"]
     labels = int((batch["labels"] != -100).sum())
-    print(f"tiny.en student, batch {args.batch} x 30 s, {labels} label tokens, k=64, {args.threads} threads")
+    print(f"tiny.en student, batch {args.batch} x 30 s, {labels} label tokens, k=64, {args.context_words} context "
+          f"words, {args.threads} threads")  # fmt: skip
     for name, seconds in results.items():
         print(f"  {name:28s} {seconds * 1000:8.0f} ms/step   ratio {seconds / base:.2f}x")
 

@@ -6,7 +6,8 @@
         --output_dir outputs/distilled --max_steps 50 --per_device_train_batch_size 4 --learning_rate 1e-5
 
 Every `ContextDistillTrainingArguments` / `Seq2SeqTrainingArguments` field is a flag (`--help` lists them).
-Without `--teacher_cache` the teacher runs live inside each step.
+Without `--teacher_cache` the teacher runs live inside each step. The trained model is saved by the Trainer in
+`--output_dir` (the LoRA adapter with `--lora_r`) and as a plain merged Whisper in `<output_dir>/merged`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import AutoTokenizer, HfArgumentParser, WhisperForConditionalG
 
 from hf_whisper_context import ContextDistillTrainer, ContextDistillTrainingArguments, DistillationCollator
 from hf_whisper_context.data.dataset import load_swc, with_audio
+from hf_whisper_context.hub import save_student
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
@@ -81,6 +83,9 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     print(trainer.evaluate())
     trainer.save_model()
+    if trainer.is_world_process_zero():  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
+        merged = save_student(trainer.model, processor, f"{args.output_dir}/merged", "merged", overwrite=True)
+        print(f"merged checkpoint: {merged}")
 
 
 if __name__ == "__main__":

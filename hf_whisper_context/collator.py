@@ -8,6 +8,9 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
   character spans in the text; `text_lengths` (B,);
 - from the teacher cache: `teacher_topk_logprobs` (B, m, k) float32, `teacher_topk_ids` (B, m, k) long,
   `teacher_mask` (B, m), `teacher_spans` (B, m, 2), `teacher_embedding` (B, D);
+- with `prompt_words` > 0, `decoder_input_ids` (B, L): `<|startofprev|>`, the previous text (the last words of
+  `context_before`), `<|startoftranscript|>`, then the labels shifted right; prompt and start token are -100 in the
+  labels. Without it the model builds the decoder inputs from the labels;
 - or, for a live teacher (`teacher_tokenizer` given), `teacher_windows`: per row the `encode_window` result (the
   chunk inside its context), which `ContextDistillTrainer` runs through the teacher and pads with `pad_teacher`.
 """
@@ -31,6 +34,7 @@ class DistillationCollator:
     teacher_tokenizer: object | None = None  # live teacher: rows need `context_before` / `context_after`
     context_words: int = 512
     teacher_max_length: int = 2048
+    prompt_words: int = 0  # > 0: condition on the previous text (last N words of `context_before`) as a prompt
 
     def _labels(self, text: str):
         tokenizer = self.processor.tokenizer
@@ -41,11 +45,27 @@ class DistillationCollator:
         mask = [False] * len(prefix) + [True] * len(enc["input_ids"]) + [False]
         return ids, spans[: len(ids)], mask[: len(ids)]
 
+    def _with_prompt(self, row: dict, ids: list, spans: list, mask: list):
+        """Prepend the previous text: decoder inputs `<|startofprev|> prompt <|startoftranscript|> ids[:-1]`; the
+        prompt and the start token are masked out of the loss (as in Whisper's condition-on-previous decoding)."""
+        tokenizer = self.processor.tokenizer
+        previous = " ".join(row.get("context_before", "").split()[-self.prompt_words :])
+        room = min(self.max_label_length // 2 - 1, self.max_label_length - len(ids) - 1)  # Whisper: <= 223 tokens
+        prompt = tokenizer(" " + previous, add_special_tokens=False).input_ids[-room:] if previous and room > 0 else []
+        start = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+        head = [tokenizer.convert_tokens_to_ids("<|startofprev|>"), *prompt] if prompt else []
+        skip = len(head)  # label positions whose targets are prompt tokens or the start token
+        return [*head, start, *ids[:-1]], [-100] * skip + ids, [(0, 0)] * skip + spans, [False] * skip + mask
+
     def __call__(self, rows: list[dict]) -> dict:
         audio = [np.asarray(r["audio"]["array"], dtype=np.float32) for r in rows]
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         encoded = [self._labels(r[self.text_column]) for r in rows]
-        width = max(len(ids) for ids, _, _ in encoded)
+        if self.prompt_words:
+            encoded = [self._with_prompt(r, *e) for r, e in zip(rows, encoded, strict=True)]
+        else:
+            encoded = [(None, *e) for e in encoded]
+        width = max(len(ids) for _, ids, _, _ in encoded)
         batch = {
             "input_features": features.input_features,
             "labels": torch.full((len(rows), width), -100, dtype=torch.long),
@@ -53,10 +73,15 @@ class DistillationCollator:
             "student_spans": torch.zeros(len(rows), width, 2, dtype=torch.long),
             "text_lengths": torch.tensor([len(r[self.text_column].strip()) for r in rows]),
         }
-        for i, (ids, spans, mask) in enumerate(encoded):
+        if self.prompt_words:
+            pad = self.processor.tokenizer.pad_token_id
+            batch["decoder_input_ids"] = torch.full((len(rows), width), pad, dtype=torch.long)
+        for i, (decoder_ids, ids, spans, mask) in enumerate(encoded):
             batch["labels"][i, : len(ids)] = torch.tensor(ids)
             batch["distill_mask"][i, : len(ids)] = torch.tensor(mask)
             batch["student_spans"][i, : len(ids)] = torch.tensor(spans)
+            if decoder_ids is not None:
+                batch["decoder_input_ids"][i, : len(decoder_ids)] = torch.tensor(decoder_ids)
         if self.teacher_cache is not None:
             cached = [self.teacher_cache[r["row_index"]] for r in rows]
             if all(c is None for c in cached):

@@ -23,6 +23,9 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
     ot_k: int = field(default=64, metadata={"help": "Top-k probabilities compared in the sorted cost."})
     ot_lambda_pos: float = field(default=1.0, metadata={"help": "Weight of the character-offset term in the cost."})
     ot_backend: str = field(default="torch", metadata={"help": "torch (batched), pot or emd (per sample, POT)."})
+    distill_mode: str = field(
+        default="ot", metadata={"help": "ot (this package's losses) or paper (the paper's wiring: losses/paper.py)."}
+    )
     rep_pooling: str = field(default="mean", metadata={"help": "Student pooling for REP: mean or last."})
     teacher_cache: str | None = field(default=None, metadata={"help": "Folder written by `teacher cache`."})
     teacher_pooling: str = field(default="last", metadata={"help": "Live teacher: window embedding, last or mean."})
@@ -41,5 +44,7 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
         self.remove_unused_columns = False  # the collator needs the teacher and text columns
         if self.ot_backend not in ("torch", "pot", "emd"):
             raise ValueError(f"ot_backend must be torch, pot or emd, not {self.ot_backend!r}")
+        if self.distill_mode not in ("ot", "paper"):
+            raise ValueError(f"distill_mode must be ot or paper, not {self.distill_mode!r}")
         if self.rep_pooling not in ("mean", "last"):
             raise ValueError(f"rep_pooling must be mean or last, not {self.rep_pooling!r}")

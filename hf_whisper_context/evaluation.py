@@ -25,8 +25,9 @@ def _write(path: Path, data: str | bytes) -> None:
 
 
 def evaluate_longform(models, data, split="test", strategies=("chunked",), output_dir="eval", decoding=Decoding(),
-                      batch_size=4, device=None, cache=None, limit=None) -> dict:  # fmt: skip
-    """Run every (model, strategy) over the split's articles; returns (and writes) the results."""
+                      batch_size=4, device=None, cache=None, limit=None, labels=None) -> dict:  # fmt: skip
+    """Run every (model, strategy) over the split's articles; returns (and writes) the results. Runs are named
+    "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or the model folder's name."""
     from tqdm.auto import tqdm
 
     from .data.dataset import load_swc_articles
@@ -37,10 +38,11 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
     if len(articles) == 0:
         raise ValueError(f"{data}: the {split!r} split has no article")
     runs = {}
-    for model in models:
+    for i, model in enumerate(models):
         asr = load_asr_pipeline(model, device, cache)
+        label = labels[i] if labels else Path(str(model)).name
         for strategy in strategies:
-            name = f"{Path(str(model)).name} ({strategy})"
+            name = f"{label} ({strategy})"
             rows = []
             for article in tqdm(articles, desc=f"transcribing with {name}", unit="article"):
                 started = time.perf_counter()
@@ -68,21 +70,28 @@ def _rows(runs: dict, values) -> dict[str, list[float]]:
     return {k: [v.get(k, 0.0) for v in per_run] for k in keys}
 
 
-def markdown_table(results: dict) -> str:
-    """Headline metrics, then entity F1 per type and punctuation F1 per mark: one column per run."""
+def tables(results: dict) -> dict[str, str]:
+    """Markdown tables, one column per run: `headline` metrics, `entities` (F1 per type), `punctuation` (F1 per
+    mark)."""
     runs = results["runs"]
     names = list(runs)
-    lines = [f"Decoding: {results['decoding']}; split {results['split']!r} of {results['data']}.", ""]
 
-    def table(title: str, rows: dict[str, list[float]]) -> None:
-        lines.extend([f"| {title} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"])
+    def table(title: str, rows: dict[str, list[float]]) -> str:
+        lines = [f"| {title} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         lines.extend(f"| {k} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for k, values in rows.items())
-        lines.append("")
+        return "\n".join(lines)
 
-    table("metric", {k: [runs[n]["summary"][k] for n in names] for k in HEADLINE})
-    table("entity F1 by type", _rows(runs, _per_type))
-    table("punctuation F1 by mark", _rows(runs, _per_mark))
-    return "\n".join(lines)
+    return {
+        "headline": table("metric", {k: [runs[n]["summary"][k] for n in names] for k in HEADLINE}),
+        "entities": table("entity F1 by type", _rows(runs, _per_type)),
+        "punctuation": table("punctuation F1 by mark", _rows(runs, _per_mark)),
+    }
+
+
+def markdown_table(results: dict) -> str:
+    """Headline metrics, then entity F1 per type and punctuation F1 per mark: one column per run."""
+    header = f"Decoding: {results['decoding']}; split {results['split']!r} of {results['data']}."
+    return "\n\n".join([header, *tables(results).values()]) + "\n"
 
 
 def _per_type(run: dict) -> dict[str, float]:

@@ -33,4 +33,5 @@ def apply_lora(model, r: int = 32, alpha: int = 64, target_modules=WHISPER_TARGE
     peft_model = get_peft_model(model, config, autocast_adapter_dtype=False)
     if trainable_token_ids:
         train_rows_only(peft_model.get_input_embeddings().weight, list(trainable_token_ids))
+        peft_model.trainable_token_ids = list(trainable_token_ids)  # not in the adapter: export such a model merged
     return peft_model

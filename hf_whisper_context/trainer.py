@@ -23,7 +23,13 @@ from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
 from .collator import pad_teacher
-from .losses import representation_loss, token_ot_distillation
+from .losses import (
+    PaperProjections,
+    dense_teacher_logits,
+    paper_compatible_loss,
+    representation_loss,
+    token_ot_distillation,
+)
 from .teacher.cache import teacher_outputs
 
 TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
@@ -86,6 +92,24 @@ def ot_cost_term(trainer, ctx: LossContext) -> torch.Tensor:
     return (per_sample * ctx.teacher["distill_mask"].sum(-1)).sum() / ctx.n_items
 
 
+def _paper(trainer, ctx: LossContext) -> dict:
+    if "paper" not in ctx.teacher:  # the paper's wiring (losses/paper.py), computed once per step
+        t, args = ctx.teacher, trainer.args
+        dense = dense_teacher_logits(t["teacher_topk_logprobs"], t["teacher_topk_ids"], len(trainer.vocab_map))
+        ctx.teacher["paper"] = paper_compatible_loss(ctx.outputs.logits, dense, ctx.model.distill_paper,
+                                                     eps=args.ot_eps, n_iters=args.ot_iters,
+                                                     temperature=args.distill_temperature)  # fmt: skip
+    return ctx.teacher["paper"]
+
+
+def paper_kd_term(trainer, ctx: LossContext) -> torch.Tensor:  # batch means, rescaled to the label-token count
+    return _paper(trainer, ctx)["kd"] * (ctx.labels != -100).sum() / ctx.n_items
+
+
+def paper_ot_term(trainer, ctx: LossContext) -> torch.Tensor:
+    return _paper(trainer, ctx)["ot_cost"] * (ctx.labels != -100).sum() / ctx.n_items
+
+
 def rep_term(trainer, ctx: LossContext) -> torch.Tensor:
     hidden = ctx.outputs.decoder_hidden_states[-1]
     mask = ctx.teacher["distill_mask"]
@@ -108,14 +132,20 @@ class ContextDistillTrainer(Seq2SeqTrainer):
     def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, teacher=None,
                  trainable_token_ids=(), **kwargs):  # fmt: skip
         if teacher_dim and model is not None and not hasattr(model, "distill_projector"):
-            model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
+            with torch.random.fork_rng(devices=[]):  # its init leaves the RNG (LoRA init, data order) as it was
+                model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
+        paper = getattr(args, "distill_mode", "ot") == "paper" and vocab_map is not None
+        if paper and model is not None and not hasattr(model, "distill_paper"):
+            with torch.random.fork_rng(devices=[]):
+                model.add_module("distill_paper", PaperProjections(model.config.vocab_size, len(vocab_map)))
         if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
             freeze_encoder(model, args.freeze_encoder_layers)
         if args is not None and getattr(args, "lora_r", None) and model is not None:
             from .lora import apply_lora
 
             model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_target_modules.split(","),
-                               trainable_token_ids, ["distill_projector"] if teacher_dim else ())  # fmt: skip
+                               trainable_token_ids, [m for m in ("distill_projector", "distill_paper")
+                                                     if hasattr(model, m)])  # fmt: skip
         super().__init__(model, args, *extra, **kwargs)
         cache = getattr(self.data_collator, "teacher_cache", None)
         if cache is not None and self.train_dataset is not None:
@@ -127,8 +157,10 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         self._logged_steps = 0
         self.add_loss_term("ce", cross_entropy_term, 1.0)
         if vocab_map is not None:
-            self.add_loss_term("kd_ot", kd_term, getattr(self.args, "kd_weight", 0.0))
-            self.add_loss_term("ot_cost", ot_cost_term, getattr(self.args, "ot_weight", 0.0))
+            kd, ot = (("paper_kd", paper_kd_term), ("paper_ot", paper_ot_term)) if paper else \
+                (("kd_ot", kd_term), ("ot_cost", ot_cost_term))  # fmt: skip
+            self.add_loss_term(*kd, getattr(self.args, "kd_weight", 0.0))
+            self.add_loss_term(*ot, getattr(self.args, "ot_weight", 0.0))
         if teacher_dim:
             self.add_loss_term("rep", rep_term, getattr(self.args, "rep_weight", 0.0))
 
@@ -145,7 +177,9 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         labels = inputs.pop("labels")
         config = self.accelerator.unwrap_model(model).config
         # decoder inputs instead of labels: the model would otherwise compute a cross-entropy we do not use
-        inputs["decoder_input_ids"] = shift_tokens_right(labels, config.pad_token_id, config.decoder_start_token_id)
+        if "decoder_input_ids" not in inputs:  # the collator sends them when it adds a previous-text prompt
+            inputs["decoder_input_ids"] = shift_tokens_right(labels, config.pad_token_id,
+                                                             config.decoder_start_token_id)  # fmt: skip
         needs_hidden = "rep" in self.loss_terms and self.loss_terms["rep"].weight != 0
         outputs = model(**inputs, output_hidden_states=needs_hidden)
         n_items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
@@ -174,9 +208,12 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         return pad_teacher([{**next(outputs), "spans": w["spans"]} if w else None for w in windows], device)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
-        """Evaluation as in Seq2SeqTrainer (generation when `predict_with_generate`); the teacher tensors are not
-        model inputs, so the evaluation loss is the model's own cross-entropy."""
-        inputs = {k: v for k, v in inputs.items() if k not in (*TEACHER_KEYS, "teacher_windows")}
+        """Evaluation as in Seq2SeqTrainer (generation when `predict_with_generate`, without a prompt); the teacher
+        tensors are not model inputs, so the evaluation loss is the model's own cross-entropy."""
+        drop = {*TEACHER_KEYS, "teacher_windows"}
+        if self.args.predict_with_generate and not prediction_loss_only:
+            drop.add("decoder_input_ids")  # they hold the reference: generation starts from the start token alone
+        inputs = {k: v for k, v in inputs.items() if k not in drop}
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -77,7 +77,7 @@ def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:
     multilingual = bool(getattr(asr.model.generation_config, "is_multilingual", False))
     kwargs = {"generate_kwargs": decoding.generate_kwargs(multilingual)}
     if audio.shape[0] > WHISPER_WINDOW_S * SAMPLING_RATE:
-        kwargs["chunk_length_s"] = WHISPER_WINDOW_S  # long audio: overlapping 30 s windows, merged by the pipeline
+        kwargs.update(chunk_length_s=WHISPER_WINDOW_S, ignore_warning=True)  # long audio: 30 s windows, merged
     out = asr({"raw": audio, "sampling_rate": SAMPLING_RATE}, **kwargs)
     return out["text"].strip()
 
@@ -172,7 +172,9 @@ def transcribe_long(
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":
-        kwargs.update(chunk_length_s=WHISPER_WINDOW_S, stride_length_s=stride_s, batch_size=batch_size)
+        kwargs.update(
+            chunk_length_s=WHISPER_WINDOW_S, stride_length_s=stride_s, batch_size=batch_size, ignore_warning=True
+        )
     else:
         generate_kwargs.update(condition_on_prev_tokens=condition_on_prev)
     texts, segments = [], []

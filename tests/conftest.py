@@ -42,6 +42,14 @@ def tiny_whisper_config(**overrides):
     return WhisperConfig(**{**sizes, **overrides})
 
 
+def tiny_llama(tokenizer):
+    """A one-layer random Llama (hidden size 16) for a real teacher tokenizer, in eval mode."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=1, **sizes)).eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_en():
     return bundled.whisper("tiny.en")

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, WhisperProcessor
+from transformers import AutoTokenizer, WhisperProcessor
 
 from hf_whisper_context import bundled
 from hf_whisper_context.collator import DistillationCollator
 from hf_whisper_context.teacher.cache import CacheConfig, TeacherCache, cache_teacher
+
+from .conftest import tiny_llama
 
 pytestmark = pytest.mark.slow
 TEXTS = ["Albert Einstein was born in Ulm, in 1879.", "", "He moved to Princeton, New Jersey."]
@@ -19,8 +21,7 @@ def setup(tiny_en, tmp_path_factory):
     processor = WhisperProcessor.from_pretrained(tiny_en)
     tok = AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
     torch.manual_seed(0)
-    sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
-    teacher = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), num_key_value_heads=1, **sizes))
+    teacher = tiny_llama(tok)
     data = Dataset.from_dict({"text": TEXTS, "context_before": ["", "x y", "z"], "context_after": ["a", "", ""]})
     folder = cache_teacher(data, teacher.eval(), tok, tmp_path_factory.mktemp("cache"), CacheConfig(k=4))
     rows = [{"text": t, "row_index": i, "audio": {"array": np.zeros(16000 * (i + 1), dtype=np.float32)}}
@@ -56,3 +57,30 @@ def test_teacher_tensors_are_padded_with_masks(setup):
         cache[0]["topk_logprobs"].astype(np.float32)))  # fmt: skip
     with pytest.raises(ValueError, match="no row of this batch is in the teacher cache"):
         DistillationCollator(processor, cache)([rows[1]])
+
+
+def test_previous_text_prompt_is_fed_and_masked(setup):
+    """With `prompt_words`, decoder inputs carry <|startofprev|> + the previous words + <|startoftranscript|>; the
+    labels are the plain labels shifted by the prompt and the prompt is never a target."""
+    processor, _, rows = setup
+    tokenizer = processor.tokenizer
+    with_context = [{**rows[0], "context_before": "one two three four five six"}, {**rows[2], "context_before": ""}]
+    plain = DistillationCollator(processor)(with_context)
+    batch = DistillationCollator(processor, prompt_words=3)(with_context)
+    dec, labels = batch["decoder_input_ids"], batch["labels"]
+    prev, start = (
+        tokenizer.convert_tokens_to_ids("<|startofprev|>"),
+        tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
+    )
+    prompt = tokenizer(" four five six", add_special_tokens=False).input_ids
+    skip = 1 + len(prompt)
+    assert dec[0, :skip].tolist() == [prev, *prompt] and dec[0, skip] == start
+    assert (labels[0, :skip] == -100).all() and not batch["distill_mask"][0, :skip].any()
+    n = int((plain["labels"][0] != -100).sum())
+    assert torch.equal(labels[0, skip : skip + n], plain["labels"][0, :n])  # the same targets after the prompt
+    assert torch.equal(dec[0, skip + 1 : skip + n], plain["labels"][0, : n - 1])  # teacher forcing: shifted by one
+    assert torch.equal(batch["distill_mask"][0, skip : skip + n], plain["distill_mask"][0, :n])
+    # a row with no previous text gets no prompt: exactly the decoder inputs the model would build itself
+    m = int((plain["labels"][1] != -100).sum())
+    assert dec[1, 0] == start and torch.equal(dec[1, 1:m], plain["labels"][1, : m - 1])
+    assert torch.equal(labels[1, :m], plain["labels"][1, :m])

@@ -1,27 +1,63 @@
-"""The example scripts run end to end (tiny.en student, SmolLM2 teacher cache, a few steps)."""
+"""The example scripts run end to end on the real bundled models (tiny.en student, SmolLM2 teacher), the
+distillation under `accelerate launch` with the CPU config."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from transformers import pipeline
 
-from hf_whisper_context.cli import main
+from hf_whisper_context.audio import load_audio
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_distill_example_trains_and_evaluates(corpus, tmp_path):
-    cache = tmp_path / "cache"
-    assert main(["teacher", "cache", "--data", str(corpus), "--output-dir", str(cache), "--test-articles", "1",
-                 "--dtype", "bfloat16", "--context-words", "64"]) == 0  # fmt: skip
-    out = tmp_path / "run"
-    argv = [sys.executable, str(EXAMPLES / "distill.py"), "--data", str(corpus), "--test_articles", "1",
-            "--teacher_cache", str(cache / "train"), "--output_dir", str(out), "--max_steps", "2",
-            "--per_device_train_batch_size", "2", "--logging_steps", "1", "--save_strategy", "no",
-            "--report_to", "none", "--use_cpu", "--predict_with_generate", "--generation_max_length", "64",
-            "--max_eval_chunks", "2", "--dataloader_num_workers", "0"]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+def _run(*argv, launcher=(sys.executable,)):
+    done = subprocess.run([*launcher, *map(str, argv)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "'eval_wer'" in done.stdout and (out / "model.safetensors").is_file()
+    return done.stdout
+
+
+def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
+    adapter = tmp_path / "adapter"
+    report = _run(
+        EXAMPLES / "adapt_teacher.py",
+        "--data",
+        corpus,
+        "--output_dir",
+        adapter,
+        "--test_articles",
+        1,
+        "--max_steps",
+        1,
+        "--batch_size",
+        2,
+        "--max_length",
+        64,
+        "--export_dir",
+        tmp_path / "shipped",
+    )
+    assert "eval_loss_after" in report and (tmp_path / "shipped" / "README.md").is_file()
+    cache = tmp_path / "cache"
+    _run(EXAMPLES / "cache_teacher.py", "--data", corpus, "--output_dir", cache, "--test_articles", 1,
+         "--adapter", adapter, "--dtype", "bfloat16", "--context_words", 64, "--k", 16)  # fmt: skip
+    assert json.loads((cache / "train" / "cache.json").read_text())["k"] == 16
+
+    out = tmp_path / "run"
+    launch = (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(EXAMPLES / "accelerate_configs" / "cpu.yaml"))  # fmt: skip
+    stdout = _run(EXAMPLES / "distill.py", "--data", corpus, "--test_articles", 1, "--teacher_cache", cache / "train",
+                  "--output_dir", out, "--max_steps", 2, "--per_device_train_batch_size", 2, "--logging_steps", 1,
+                  "--save_strategy", "no", "--report_to", "none", "--predict_with_generate",
+                  "--generation_max_length", 64, "--max_eval_chunks", 2, "--dataloader_num_workers", 0,
+                  "--lora_r", 4, "--lora_alpha", 8, launcher=launch)  # fmt: skip
+    assert "'eval_wer'" in stdout and "'kd_ot'" in stdout and (out / "adapter_model.safetensors").is_file()
+    merged = out / "merged"
+    assert pipeline("automatic-speech-recognition", model=str(merged))(load_audio(clips[0][0]))["text"].strip()
+
+    table = _run(EXAMPLES / "evaluate_longform.py", "--data", corpus, "--models", merged, "--limit", 1,
+                 "--output_dir", tmp_path / "eval")  # fmt: skip
+    assert "| wer |" in table and (tmp_path / "eval" / "results.json").is_file()

@@ -137,3 +137,34 @@ def test_vocab_map_between_whisper_and_smollm2(tiny_en):
     assert 0.2 < coverage < 1.0
     the = smol.convert_tokens_to_ids("Ġthe")
     assert whisper.convert_ids_to_tokens(int(mapping[the])) == "Ġthe"
+
+
+def test_paper_wiring_mixes_the_batch_and_ignores_the_teacher_in_its_kl():
+    """The paper's wiring, reproduced with its flaws: one plan over the flattened batch (mass between samples), a KL
+    target computed from the student (changing the teacher leaves it unchanged), gradients to the projections."""
+    from hf_whisper_context.losses import PaperProjections, dense_teacher_logits, paper_compatible_loss
+
+    torch.manual_seed(0)
+    proj = PaperProjections(50, 70, dim=8)
+    student = torch.randn(2, 5, 50, requires_grad=True)
+    teacher = torch.randn(2, 6, 70)
+    out = paper_compatible_loss(student, teacher, proj, eps=0.5)
+    assert out["plan"].shape == (10, 12)
+    assert out["plan"][:5, 6:].sum() > 0.1  # sample 0's tokens are matched to sample 1's teacher tokens
+    torch.testing.assert_close(out["plan"].sum(), torch.tensor(1.0), atol=1e-4, rtol=0)
+    other = paper_compatible_loss(student, torch.randn(2, 6, 70) * 10, proj, eps=0.5)
+    torch.testing.assert_close(other["kd"], out["kd"])  # the teacher never reaches the "distillation" term
+    assert not torch.allclose(other["ot_cost"], out["ot_cost"])
+    (out["kd"] + 0.001 * out["ot_cost"]).backward()
+    assert student.grad.abs().sum() > 0 and proj.teacher.weight.grad.abs().sum() > 0
+    masked = paper_compatible_loss(student, teacher, proj, torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]]).bool(),
+                                   torch.ones(2, 6, dtype=torch.bool), mask_padding=True)  # fmt: skip
+    assert masked["plan"].shape == (3, 12) and torch.isfinite(masked["kd"])
+    empty = paper_compatible_loss(student, teacher, proj, torch.zeros(2, 5, dtype=torch.bool),
+                                  torch.ones(2, 6, dtype=torch.bool), mask_padding=True)  # fmt: skip
+    assert float(empty["kd"]) == 0.0 and float(empty["ot_cost"]) == 0.0
+
+    logprobs = torch.log_softmax(torch.randn(1, 2, 4), -1).sort(-1, descending=True).values
+    dense = dense_teacher_logits(logprobs, torch.tensor([[[3, 1, 0, 2], [5, 6, 7, 4]]]), 9)
+    assert dense.shape == (1, 2, 9) and dense[0, 0, 3] == logprobs[0, 0, 0]
+    assert dense[0, 0, 8] == logprobs[0, 0, -1]  # outside the top k: the k-th value

@@ -235,6 +235,6 @@ def test_cache_command(corpus, tiny_llama, tokenizer, tmp_path, capsys):
     argv = ["teacher", "cache", "--data", str(corpus), "--teacher", str(tmp_path / "tiny"), "--test-articles", "1",
             "--output-dir", str(tmp_path / "cache"), "--k", "4", "--context-words", "64"]  # fmt: skip
     assert main(argv) == 0
-    assert "chunks cached in" in capsys.readouterr().out
+    assert "train: cached in" in capsys.readouterr().out
     cache = TeacherCache(tmp_path / "cache" / "train")
     assert cache[0]["topk_ids"].shape[1] == 4 and cache.info["identity"]["teacher"] == str(tmp_path / "tiny")

@@ -9,8 +9,6 @@ import torch
 from datasets import Dataset
 from transformers import (
     AutoTokenizer,
-    LlamaConfig,
-    LlamaForCausalLM,
     WhisperForConditionalGeneration,
     WhisperProcessor,
 )
@@ -23,7 +21,7 @@ from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.teacher.cache import CacheConfig, TeacherCache, cache_teacher
 from hf_whisper_context.trainer import ContextDistillTrainer
 
-from .conftest import tiny_whisper_config
+from .conftest import tiny_llama, tiny_whisper_config
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +31,7 @@ def parts(tiny_en, clips, tmp_path_factory):
     processor = WhisperProcessor.from_pretrained(tiny_en)
     teacher_tok = AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
     torch.manual_seed(0)
-    sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
-    teacher = LlamaForCausalLM(LlamaConfig(vocab_size=len(teacher_tok), num_key_value_heads=1, **sizes)).eval()
+    teacher = tiny_llama(teacher_tok)
     texts = [text for _, text in clips] * 2
     context = {"context_before": ["A short article begins here."] * 6, "context_after": ["It ends here."] * 6}
     data = Dataset.from_dict({"text": texts, **context})
@@ -88,6 +85,24 @@ def test_generation_evaluation_runs(parts, tmp_path):
     metrics = trainer.evaluate(eval_dataset=parts.rows[:3])
     assert {"eval_loss", "eval_wer", "eval_entity_f1", "eval_comma_f1"} <= set(metrics)
     assert np.isfinite(metrics["eval_loss"])
+
+
+def test_previous_text_prompt_trains_and_evaluates(parts, tmp_path):
+    trainer = _trainer(parts, tmp_path, max_steps=2, predict_with_generate=True, generation_max_length=12)
+    trainer.data_collator = DistillationCollator(parts.processor, parts.cache, prompt_words=4)
+    trainer.train()
+    assert all(np.isfinite(h["loss"]) and "kd_ot" in h for h in _losses(trainer))
+    metrics = trainer.evaluate(eval_dataset=parts.rows[:2])  # generation starts without the reference
+    assert np.isfinite(metrics["eval_loss"])
+
+
+def test_paper_mode_trains_with_its_own_terms(parts, tmp_path):
+    trainer = _trainer(parts, tmp_path, max_steps=3, distill_mode="paper", lora_r=4)
+    trainer.train()
+    logs = _losses(trainer)
+    assert all({"ce", "paper_kd", "paper_ot", "rep"} <= set(h) and "kd_ot" not in h for h in logs)
+    assert all(np.isfinite(h["loss"]) for h in logs)
+    assert any("distill_paper" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
 
 
 def test_live_teacher_gives_the_cached_losses(parts, tmp_path):

@@ -135,3 +135,13 @@ def adapt_teacher(
         report["merged"] = str(out / "merged")
     logger.info("teacher adaptation: %s", report)
     return report
+
+
+def adapt_corpus(data, output_dir, teacher: str = "smollm2-135m", test_articles: int = 3, **kwargs) -> dict:
+    """`adapt_teacher` on the tagged articles of an SWC folder: train split to train, test split held out."""
+    from ..data.dataset import load_swc, load_swc_articles
+
+    load_swc(data, test_articles=test_articles)  # writes splits.json on first use
+    train = tagged_passages(load_swc_articles(data, "train")["text_tagged"])
+    held_out = tagged_passages(load_swc_articles(data, "test")["text_tagged"])
+    return adapt_teacher(train, output_dir, teacher, eval_texts=held_out, **kwargs)

@@ -360,3 +360,32 @@ def chunk_nll(model, tokenizer, before: str, text: str, max_length: int = 2048) 
     start, n = window["chunk_start"], window["chunk_len"]
     targets = ids[0, start + 1 : start + n]
     return -float(logprobs[start : start + n - 1].gather(1, targets[:, None]).sum()), n - 1
+
+
+def cache_corpus(data, output_dir, config: CacheConfig = CacheConfig(), teacher: str = "smollm2-135m", adapter=None,
+                 quantization=None, dtype: str = "float32", test_articles: int = 3) -> dict[str, Path]:  # fmt: skip
+    """Cache the teacher for every split of an SWC folder into `<output_dir>/<split>`. Under `accelerate launch`
+    each process writes its share of the shards (see `cache_teacher`)."""
+    from accelerate import PartialState
+
+    from ..data.dataset import load_swc
+    from .load import load_teacher
+
+    state = PartialState()
+    model, tokenizer = load_teacher(teacher, quantization, dtype=dtype, adapter=adapter)
+    if quantization is None:
+        model.to(state.device)
+    identity = teacher_identity(teacher, model, adapter)
+    return {
+        split: cache_teacher(
+            dataset,
+            model,
+            tokenizer,
+            Path(output_dir) / split,
+            config,
+            identity,
+            state.process_index,
+            state.num_processes,
+        )  # fmt: skip
+        for split, dataset in load_swc(data, test_articles=test_articles).items()
+    }

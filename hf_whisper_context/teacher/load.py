@@ -87,6 +87,9 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    shipped = _shipped_adapter(name_or_path, revision) if adapter is None else None
+    if shipped:  # a teacher shipped by `hub.export_teacher`: its base and quantization come with it
+        adapter, (name_or_path, quantization) = shipped
     path = resolve_teacher(name_or_path, dtype, cache)
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code, "device_map": device_map}
     if gguf_file:
@@ -116,3 +119,28 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
     model.eval()
     model.requires_grad_(False)
     return model, tokenizer
+
+
+def _shipped_adapter(name_or_path, revision=None) -> tuple[str, tuple[str, str | None]] | None:
+    """`(adapter folder, (base, quantization))` for a folder or Hub repo holding an adapter and its
+    `quantization.json`, else None."""
+    import json
+
+    folder = Path(name_or_path)
+    if not folder.is_dir() and "/" in str(name_or_path) and not str(name_or_path).startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        try:  # a Hub repo: download it only if it is an adapter
+            from huggingface_hub import hf_hub_download
+
+            hf_hub_download(str(name_or_path), "adapter_config.json", revision=revision)
+        except (EntryNotFoundError, LocalEntryNotFoundError):
+            return None
+        folder = Path(snapshot_download(str(name_or_path), revision=revision))
+    if not (folder / "adapter_config.json").is_file():
+        return None
+    base = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+    info = json.loads((folder / "quantization.json").read_text()) if (folder / "quantization.json").is_file() else {}
+    method = info.get("method")
+    return str(folder), (info.get("bundled") or base, method if method in ("4bit", "8bit") else None)

@@ -1,0 +1,271 @@
+"""Hub artifacts: a trained student saved merged or as a peft adapter, the adapted teacher, generated model cards
+(templates in `model_cards/`), and `push_to_hub`.
+
+Every folder is written beside its target and renamed into place (never half written); an existing non-empty
+folder is refused unless `overwrite=True`. Nothing here reaches the network except `push_to_hub`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from .evaluation import HEADLINE, tables
+from .utils import atomic_folder
+
+TEMPLATE_DIRS = (
+    Path(__file__).resolve().parents[1] / "model_cards",  # a source checkout / editable install
+    Path(sys.prefix) / "share" / "hf_whisper_context" / "model_cards",  # a wheel install (setup.cfg data_files)
+)
+PLOT_FILES = ("entity_f1_per_type.png", "punctuation_f1_per_mark.png", "wer_per_article.png")
+METRIC_NAMES = {
+    "wer": "WER (normalised)",
+    "wer_orthographic": "WER (orthographic)",
+    "entity_f1": "Entity F1 (micro, strict)",
+    "comma_f1": "Comma F1",
+    "period_f1": "Period F1",
+    "punctuation_error_rate": "Punctuation error rate",
+    "capitalization_f1": "Capitalization F1",
+}
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class HubError(ValueError):
+    """A checkpoint cannot be saved or pushed as asked; the message says why and what to do."""
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse a folder that exists and is not empty, unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HubError(f"{path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise HubError(f"{path} exists and is not empty: choose another folder or pass overwrite (--overwrite)")
+    return path
+
+
+def hub_id(model: str | os.PathLike) -> str:
+    """The Hub id a model comes from: a bundled model's origin, a Hub id itself, else the path as given."""
+    from .bundled import identify
+
+    found = identify(model)
+    return found[1].hub_id if found and found[1].hub_id else str(model)
+
+
+def _template(name: str) -> Path:
+    for folder in TEMPLATE_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise HubError(f"model card template {name} not found in {', '.join(map(str, TEMPLATE_DIRS))}")
+
+
+def _is_peft(model) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def save_student(model, processor, output_dir, form: str = "merged", decoding=None, overwrite: bool = False) -> Path:
+    """Save a trained student for `pipeline("automatic-speech-recognition", model=output_dir)`.
+
+    form="merged": a plain `WhisperForConditionalGeneration` (LoRA merged into a copy, the distillation projector
+    left out) in safetensors; form="adapter": the peft adapter (LoRA weights only, `base_model_name_or_path` as
+    trained). Both get the processor and a generation config with `decoding` (a `transcribe.Decoding`).
+    """
+    from .transcribe import Decoding
+
+    if form not in ("merged", "adapter"):
+        raise HubError(f"form must be 'merged' or 'adapter', not {form!r}")
+    if form == "adapter" and not _is_peft(model):
+        raise HubError("the model has no LoRA adapter (train with lora_r): save it with form='merged'")
+    if form == "adapter" and getattr(model, "trainable_token_ids", None):
+        raise HubError("the trained tag-token embedding rows are not part of a LoRA adapter: save form='merged'")
+    out = check_output_dir(output_dir, overwrite)
+    decoding = decoding or Decoding()
+    with atomic_folder(out) as tmp:
+        if form == "merged":
+            plain = copy.deepcopy(model)  # merging changes weights in place; the caller keeps its model
+            plain = plain.merge_and_unload() if _is_peft(plain) else plain
+            if hasattr(plain, "distill_projector"):
+                del plain.distill_projector
+            plain.generation_config.update(**decoding.generate_kwargs(plain.generation_config.is_multilingual))
+            plain.save_pretrained(tmp)
+        else:
+            model.save_pretrained(tmp)
+            _drop_projector(Path(tmp))
+            base = model.get_base_model()
+            generation = copy.deepcopy(base.generation_config)
+            generation.update(**decoding.generate_kwargs(generation.is_multilingual))
+            generation.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    return out
+
+
+def _drop_projector(folder: Path) -> None:
+    """The projector only serves training: leave it out of an exported adapter (plain Whisper cannot hold it)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    save_file({k: v for k, v in weights.items() if "distill_projector" not in k},
+              str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})  # fmt: skip
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["modules_to_save"] = [m for m in config.get("modules_to_save") or [] if m != "distill_projector"] or None
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _settings_table(settings: dict) -> str:
+    lines = ["| setting | value |", "|---|---|"]
+    lines.extend(f"| {k} | `{v}` |" for k, v in settings.items())
+    return "\n".join(lines)
+
+
+def _write_card(folder: Path, card) -> None:
+    tmp = folder / ".README.md.tmp"
+    card.save(str(tmp))
+    os.replace(tmp, folder / "README.md")
+
+
+def write_student_card(folder, results: dict, run_name: str, *, base_model: str, teacher: str, data: str,
+                       settings: dict, method: str = "", model_name: str | None = None, model_id: str | None = None,
+                       eval_dir=None, summary: str = "", language: str = "en"):  # fmt: skip
+    """Write `README.md` into a saved student folder (merged or adapter) from `model_cards/student.md`.
+
+    `results` is the `evaluate_longform` result and `run_name` this model's run in it (its numbers go into the
+    `model-index`, unrounded); the card's tables show every run, so the baseline is beside it. Plots found in
+    `eval_dir` are copied into `plots/`. Returns the `ModelCard`.
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    folder = Path(folder)
+    if run_name not in results["runs"]:
+        raise HubError(f"no run {run_name!r} in the results; runs: {', '.join(results['runs'])}")
+    adapter = (folder / "adapter_config.json").is_file()
+    run = results["runs"][run_name]
+    data_name = Path(results["data"]).name
+    name = model_name or folder.name
+    evals = [
+        EvalResult(task_type="automatic-speech-recognition", task_name="Long-form speech recognition",
+                   dataset_type="spoken-wikipedia-tts", dataset_name=data_name, dataset_split=results["split"],
+                   metric_type=metric, metric_name=METRIC_NAMES[metric], metric_value=run["summary"][metric])
+        for metric in HEADLINE
+    ]  # fmt: skip
+    card_data = ModelCardData(
+        language=language, license="apache-2.0", library_name="peft" if adapter else "transformers",
+        pipeline_tag="automatic-speech-recognition", base_model=base_model, model_name=name, eval_results=evals,
+        tags=["whisper", "distillation", "hf_whisper_context", *(["lora"] if adapter else [])], metrics=["wer"],
+    )  # fmt: skip
+    plots = []
+    if eval_dir is not None:
+        (folder / "plots").mkdir(exist_ok=True)
+        for plot in PLOT_FILES:
+            if (Path(eval_dir) / plot).is_file():
+                shutil.copyfile(Path(eval_dir) / plot, folder / "plots" / plot)
+                plots.append(plot)
+    articles = run["articles"]
+    table = tables(results)
+    card = ModelCard.from_template(
+        card_data, template_path=str(_template("student.md")), model_name=name,
+        form="adapter" if adapter else "merged",
+        summary=summary or "Whisper fine-tuned for long speech transcripts: words, named entities, capitalization "
+        "and punctuation.",
+        form_description="LoRA adapter" if adapter else "checkpoint (LoRA merged into the weights)",
+        method_description=method or "see the training settings below.", base_model=base_model, base_origin=None,
+        teacher_description=teacher, data_description=data, decoding=results["decoding"],
+        model_id=model_id or str(folder.resolve()), split=results["split"], data_name=data_name, run_name=run_name,
+        results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
+        plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
+        test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
+        data_limitations="speech synthesised from Wikipedia text, so it is clean, evenly paced read speech.",
+    )  # fmt: skip
+    _write_card(folder, card)
+    return card
+
+
+def export_teacher(adapter_dir, output_dir, teacher: str, report: dict, settings: dict, data: str,
+                   overwrite: bool = False) -> Path:  # fmt: skip
+    """Ship an adapted teacher (the folder `adapt_teacher` wrote): a copy with `quantization.json` (how its base
+    weights were loaded, so `load_teacher(folder)` reproduces it) and a generated card."""
+    from huggingface_hub import ModelCard, ModelCardData
+    from safetensors.torch import load_file
+
+    from .bundled import identify
+
+    adapter_dir, out = Path(adapter_dir), check_output_dir(output_dir, overwrite)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise HubError(f"{adapter_dir} is not an adapter folder (no adapter_config.json)")
+    found = identify(teacher)
+    if found:
+        quantization = {"method": "gguf", "bundled": found[0], "origin": found[1].origin}
+        weights = f"dequantized from the GGUF file of `{found[1].origin}` (bundled as `{found[0]}`)"
+    else:
+        quantization = {"method": settings.get("quantization") or "none"}
+        weights = f"`{teacher}` ({quantization['method']})"
+    base = hub_id(teacher)
+    tag_rows = adapter_dir / "tag_embeddings.safetensors"
+    tag_count = len(load_file(str(tag_rows))["tag_ids"]) if tag_rows.is_file() else 0
+    rows = "| metric | before | after |\n|---|---|---|\n" + "\n".join(
+        f"| {k} | {report.get(f'{k}_before', float('nan')):.4g} | {report.get(f'{k}_after', float('nan')):.4g} |"
+        for k in ("eval_loss", "closing_tag_probability")
+    )
+    card = ModelCard.from_template(
+        ModelCardData(language="en", license="apache-2.0", library_name="peft", pipeline_tag="text-generation",
+                      base_model=base, tags=["hf_whisper_context", "teacher", "lora", "named-entities"]),
+        template_path=str(_template("teacher.md")), model_name=out.name, base_model=base,
+        weights_description=weights, data_description=data, tag_count=tag_count,
+        quantization_json=json.dumps(quantization, indent=2), model_id=str(out), results_table=rows,
+        settings_table=_settings_table(settings), steps=settings.get("max_steps", "?"),
+        size_description=settings.get("size", "small"),
+    )  # fmt: skip
+    with atomic_folder(out) as tmp:
+        for item in adapter_dir.iterdir():
+            if item.is_file() and item.name != "README.md":
+                shutil.copyfile(item, Path(tmp) / item.name)
+        (Path(tmp) / "quantization.json").write_text(json.dumps(quantization, indent=2) + "\n")
+        card.save(str(Path(tmp) / "README.md"))
+    return out
+
+
+def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "Upload with hf_whisper_context") -> str:  # fmt: skip
+    """Create `repo_id` (if needed) and upload `folder` in one commit; returns the repo URL.
+
+    Fails fast, before creating anything, on a malformed repo id, no token (`hf auth login`, `HF_TOKEN`, or
+    `token=`), `HF_HUB_OFFLINE=1`, or no network. An adapter whose base is a local folder is uploaded with the base
+    model's Hub id (from the card) so that others can load it.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
+
+    folder = Path(folder)
+    if not repo_id or not REPO_ID.match(repo_id):
+        raise HubError(f"repo id {repo_id!r} is malformed: write it as 'user-or-org/model-name'")
+    if not (folder / "README.md").is_file():
+        raise HubError(f"{folder} has no README.md model card: save it with hub.save_student/export_teacher")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise HubError("HF_HUB_OFFLINE is set: unset it to push to the Hub")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass token=...")
+    api = HfApi(token=token)
+    try:
+        api.whoami()
+    except Exception as e:  # httpx/requests connection errors and 401s alike
+        raise HubError(f"cannot reach the Hugging Face Hub with this token ({type(e).__name__}: {e})") from None
+    operations = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        data = path.read_bytes()
+        if path.name == "README.md":  # the usage snippet names the repo, not this machine's folder
+            data = data.replace(str(folder.resolve()).encode(), repo_id.encode())
+        if path.name == "adapter_config.json":
+            config = json.loads(data)
+            if Path(config.get("base_model_name_or_path") or "").exists():  # a local folder: name the Hub base
+                config["base_model_name_or_path"] = ModelCard.load(folder / "README.md").data.base_model
+                data = (json.dumps(config, indent=2) + "\n").encode()
+        operations.append(CommitOperationAdd(path_in_repo=str(path.relative_to(folder)), path_or_fileobj=data))
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    api.create_commit(repo_id, operations, commit_message=commit_message)
+    return str(url)

@@ -1,0 +1,63 @@
+"""The main job's whole path at toy size: tiny random Whisper and Llama (real tokenizers), real built articles."""
+
+import json
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import (
+    AutoTokenizer,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+)
+
+from hf_whisper_context import bundled
+from hf_whisper_context.demo import RUNS, DemoConfig, run_demo
+from hf_whisper_context.hub import HubError
+from hf_whisper_context.teacher.load import load_teacher
+
+from .conftest import tiny_llama, tiny_whisper_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_en, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_models")
+    torch.manual_seed(0)
+    student = WhisperForConditionalGeneration(tiny_whisper_config())
+    student.generation_config = WhisperForConditionalGeneration.from_pretrained(tiny_en).generation_config
+    student.generation_config.max_length = 64
+    student.save_pretrained(root / "student")
+    WhisperProcessor.from_pretrained(tiny_en).save_pretrained(root / "student")
+    tokenizer = AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
+    tiny_llama(tokenizer).save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    return root
+
+
+def test_main_job_runs_end_to_end_at_toy_size(corpus, tiny_models, tmp_path):
+    config = DemoConfig(output_dir=str(tmp_path / "demo"), student=str(tiny_models / "student"),
+                        teacher=str(tiny_models / "teacher"), corpus=str(corpus), test_articles=1, adapt_steps=1,
+                        adapt_max_length=32, context_words=16, k=4, train_steps=2, batch_size=2, sample=False,
+                        eval_batch_size=2)  # fmt: skip
+    summary = run_demo(config)
+    out = tmp_path / "demo"
+    assert list(summary["table"]) == list(RUNS)
+    results = json.loads((out / "evaluation" / "results.json").read_text())
+    assert json.loads((out / "demo.json").read_text())["table"] == summary["table"]
+    for run in RUNS[1:]:
+        for form, library in (("merged", "transformers"), ("adapter", "peft")):
+            folder = out / "checkpoints" / f"{run}-{form}"
+            card = ModelCard.load(folder / "README.md")
+            assert card.data.library_name == library
+            values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+            assert values == results["runs"][f"{run} (chunked)"]["summary"]
+            assert (folder / "plots" / "wer_per_article.png").is_file()
+    teacher_folder = out / "checkpoints" / "teacher-adapter"
+    assert json.loads((teacher_folder / "quantization.json").read_text()) == {"method": "none"}
+    model, tokenizer = load_teacher(str(teacher_folder))  # a shipped teacher loads by its folder alone
+    assert "[PERSON]" in tokenizer.get_vocab() and hasattr(model, "peft_config")
+
+    with pytest.raises(HubError, match="not empty"):  # a second run does not overwrite the first by accident
+        run_demo(config)

@@ -1,0 +1,153 @@
+"""Hub artifacts: merged and adapter checkpoints load with pipeline() and transcribe like the trained model; the
+generated card parses, validates and carries the evaluation's numbers; bad input fails clearly and changes nothing."""
+
+import os
+
+import pytest
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from safetensors import safe_open
+from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
+
+from hf_whisper_context import hub
+from hf_whisper_context.audio import load_audio
+from hf_whisper_context.evaluation import HEADLINE
+from hf_whisper_context.lora import apply_lora
+from hf_whisper_context.metrics import compute_all, summary
+from hf_whisper_context.transcribe import Decoding
+
+from .conftest import tiny_whisper_config
+
+REFERENCE = "[PERSON]Ada Lovelace[/PERSON] was born in [GPE]London[/GPE] in [DATE]1815[/DATE]. She wrote notes."
+HYPOTHESIS = "Ada Lovelace was born in london in 1815, she wrote notes"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_en):
+    """The real tiny.en with LoRA adapters and a projector whose weights moved (as after training)."""
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_en)
+    model.add_module("distill_projector", torch.nn.Linear(16, model.config.d_model, bias=False))
+    model = apply_lora(model, r=4, alpha=8, modules_to_save=["distill_projector"])
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    return model.eval(), WhisperProcessor.from_pretrained(tiny_en)
+
+
+def _results(name="distilled (chunked)"):
+    corpus = compute_all([REFERENCE], [HYPOTHESIS])
+    run = {"summary": summary(corpus), "corpus": corpus, "articles": [{"article_id": "a", "duration_s": 60.0}]}
+    other = {**run, "summary": {k: 0.5 for k in HEADLINE}}
+    return {"data": "/x/corpus", "split": "test", "decoding": "greedy", "runs": {"off-the-shelf (chunked)": other,
+                                                                               name: run}}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_merged_and_adapter_checkpoints_transcribe_like_the_trained_model(trained, clips, tmp_path):
+    model, processor = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    merged = hub.save_student(model, processor, tmp_path / "merged", "merged", Decoding())
+    adapter = hub.save_student(model, processor, tmp_path / "adapter", "adapter", Decoding())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the caller's model is untouched
+    assert (merged / "model.safetensors").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    for file in (merged / "model.safetensors", adapter / "adapter_model.safetensors"):
+        with safe_open(str(file), "pt") as f:
+            assert not any("distill_projector" in k for k in f.keys())  # training-only: not shipped
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.rglob("*.bin"))
+    plain = WhisperForConditionalGeneration.from_pretrained(merged)
+    assert not hasattr(plain, "distill_projector")
+
+    for path, _ in clips[:2]:
+        audio = load_audio(path)
+        features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
+        with torch.no_grad():
+            ids = model.generate(input_features=features, num_beams=1, do_sample=False)
+        expected = processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+        for folder in (merged, adapter):
+            asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
+            assert asr(audio.copy())["text"].strip() == expected, folder.name
+    base = WhisperForConditionalGeneration.from_pretrained(model.peft_config["default"].base_model_name_or_path)
+    q_proj = lambda m: m.model.decoder.layers[0].self_attn.q_proj.weight  # noqa: E731
+    assert not torch.allclose(q_proj(base), q_proj(plain))  # the LoRA update is in the merged weights
+
+
+def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_path):
+    model, processor = trained
+    results = _results()
+    for form in ("merged", "adapter"):
+        folder = hub.save_student(model, processor, tmp_path / form, form)
+        hub.write_student_card(folder, results, "distilled (chunked)", base_model="openai/whisper-tiny.en",
+                               teacher="SmolLM2", data="built corpus", settings={"max_steps": 3, "kd_weight": 0.05},
+                               method="distillation.")  # fmt: skip
+        card = ModelCard.load(folder / "README.md")
+        data = ModelCardData(**card.data.to_dict())  # validates (model-index -> eval results)
+        assert data.pipeline_tag == "automatic-speech-recognition" and data.base_model == "openai/whisper-tiny.en"
+        assert data.library_name == ("peft" if form == "adapter" else "transformers")
+        values = {r.metric_type: r.metric_value for r in data.eval_results}
+        assert values == results["runs"]["distilled (chunked)"]["summary"]
+        assert "| PERSON |" in card.text and "| , |" in card.text and "`0.05`" in card.text
+        assert f'model="{folder.resolve()}"' in card.text
+    with pytest.raises(hub.HubError, match="no run"):
+        hub.write_student_card(folder, results, "missing", base_model="b", teacher="t", data="d", settings={})
+
+
+def test_existing_folders_are_refused_and_saves_are_atomic(trained, tmp_path):
+    model, processor = trained
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(hub.HubError, match="not empty.*overwrite"):
+        hub.save_student(model, processor, tmp_path / "taken")
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+    class BrokenProcessor:
+        def save_pretrained(self, folder):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        hub.save_student(model, BrokenProcessor(), tmp_path / "taken", overwrite=True)
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"  # the old folder survives a failed save
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folder left behind
+    hub.save_student(model, processor, tmp_path / "taken", overwrite=True)
+    assert not (tmp_path / "taken" / "keep.txt").exists()
+    with pytest.raises(hub.HubError, match="no LoRA adapter"):
+        hub.save_student(WhisperForConditionalGeneration(tiny_whisper_config()), processor, tmp_path / "p", "adapter")
+
+
+def test_push_fails_fast_and_changes_nothing(trained, tmp_path, monkeypatch):
+    model, processor = trained
+    folder = hub.save_student(model, processor, tmp_path / "ckpt")
+    hub.write_student_card(folder, _results(), "distilled (chunked)", base_model="openai/whisper-tiny.en",
+                           teacher="t", data="d", settings={})  # fmt: skip
+    listing = sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no stored login
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for repo_id in ("", "no-namespace", "a/b/c", "bad id/x"):
+        with pytest.raises(hub.HubError, match="malformed"):
+            hub.push_to_hub(folder, repo_id)
+    with pytest.raises(hub.HubError, match="no Hugging Face token"):
+        hub.push_to_hub(folder, "someone/model")
+    with pytest.raises(hub.HubError, match="no README.md"):
+        hub.push_to_hub(tmp_path, "someone/model", token="hf_x")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(hub.HubError, match="HF_HUB_OFFLINE"):
+        hub.push_to_hub(folder, "someone/model", token="hf_x")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(hub.HubError, match="cannot reach the Hugging Face Hub"):  # no network here
+        hub.push_to_hub(folder, "someone/model", token="hf_not_a_real_token")
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*")) == listing
+    assert "hf_not_a_real_token" not in os.environ.get("HF_TOKEN", "")
+
+
+def test_cli_push_reports_a_clear_error(tmp_path, capsys):
+    from hf_whisper_context.cli import main
+
+    assert main(["push", str(tmp_path), "--repo-id", "not valid"]) == 1
+    assert "malformed" in capsys.readouterr().err
+
+
+def test_hub_id_of_bundled_models(tiny_en):
+    assert hub.hub_id("tiny.en") == hub.hub_id(tiny_en) == "openai/whisper-tiny.en"
+    assert hub.hub_id("someone/model") == "someone/model"
