@@ -139,8 +139,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
                 students[run][form], results, f"{run} (chunked)", base_model=hub_id(config.student),
                 teacher=teacher_text if run == "distilled" else "none (plain fine-tuning, the baseline)",
                 data=data_text, settings=students[run]["settings"], method=students[run]["method"],
-                model_name=f"whisper-{config.student}-{run}",
-                eval_dir=out / "evaluation",
+                model_name=f"whisper-{config.student}-{run}", eval_dir=out / "evaluation",
+                data_limitations="speech synthesised by flite from Wikipedia text: clean, evenly paced read speech.",
             )  # fmt: skip
     summary = {
         "wall_s": time.perf_counter() - started,

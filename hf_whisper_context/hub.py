@@ -132,12 +132,13 @@ def _write_card(folder: Path, card) -> None:
 
 def write_student_card(folder, results: dict, run_name: str, *, base_model: str, teacher: str, data: str,
                        settings: dict, method: str = "", model_name: str | None = None, model_id: str | None = None,
-                       eval_dir=None, summary: str = "", language: str = "en"):  # fmt: skip
+                       eval_dir=None, summary: str = "", language: str = "en",
+                       data_limitations: str = "one test split, of one kind of speech.") -> object:  # fmt: skip
     """Write `README.md` into a saved student folder (merged or adapter) from `model_cards/student.md`.
 
     `results` is the `evaluate_longform` result and `run_name` this model's run in it (its numbers go into the
     `model-index`, unrounded); the card's tables show every run, so the baseline is beside it. Plots found in
-    `eval_dir` are copied into `plots/`. Returns the `ModelCard`.
+    `eval_dir` are copied into `plots/`; `data_limitations` says what the test data is not. Returns the `ModelCard`.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -174,13 +175,13 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         summary=summary or "Whisper fine-tuned for long speech transcripts: words, named entities, capitalization "
         "and punctuation.",
         form_description="LoRA adapter" if adapter else "checkpoint (LoRA merged into the weights)",
-        method_description=method or "see the training settings below.", base_model=base_model, base_origin=None,
+        method_description=method or "see the training settings below.", base_model=base_model,
         teacher_description=teacher, data_description=data, decoding=results["decoding"],
         model_id=model_id or str(folder.resolve()), split=results["split"], data_name=data_name, run_name=run_name,
         results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
         plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
         test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
-        data_limitations="speech synthesised from Wikipedia text, so it is clean, evenly paced read speech.",
+        data_limitations=data_limitations,
     )  # fmt: skip
     _write_card(folder, card)
     return card
