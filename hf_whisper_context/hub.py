@@ -218,7 +218,7 @@ def export_teacher(adapter_dir, output_dir, teacher: str, report: dict, settings
                       base_model=base, tags=["hf_whisper_context", "teacher", "lora", "named-entities"]),
         template_path=str(_template("teacher.md")), model_name=out.name, base_model=base,
         weights_description=weights, data_description=data, tag_count=tag_count,
-        quantization_json=json.dumps(quantization, indent=2), model_id=str(out), results_table=rows,
+        quantization_json=json.dumps(quantization, indent=2), model_id=str(out.resolve()), results_table=rows,
         settings_table=_settings_table(settings), steps=settings.get("max_steps", "?"),
         size_description=settings.get("size", "small"),
     )  # fmt: skip
