@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from transformers import HfArgumentParser
+
 EXIT_ERROR, EXIT_SILENT = 1, 3
 
 
@@ -68,21 +70,68 @@ def _corpus(args) -> None:
             print(f"passed over {len(report.skipped)}: " + "; ".join(report.skipped), file=sys.stderr)
     from .data.dataset import corpus_stats, load_swc
 
-    stats = corpus_stats(load_swc(args.out, test_articles=args.test_articles))
+    stats = corpus_stats(load_swc(args.out, test_articles=args.test_articles,
+                                  validation_articles=args.validation_articles))  # fmt: skip
     print(json.dumps(stats, indent=2))
 
 
 def _evaluate(args) -> None:
-    from .evaluation import evaluate_longform, markdown_table
+    from .evaluation import evaluate_longform
+    from .report import markdown_table
     from .transcribe import Decoding
 
     decoding = Decoding(num_beams=args.num_beams, language=args.language)
     results = evaluate_longform(
         args.model, args.data, args.split, args.strategy, args.output_dir, decoding, args.batch_size, args.device,
-        args.cache_dir, args.limit,
+        args.cache_dir, args.limit, entity_mode=args.entity_mode,
     )  # fmt: skip
     print(markdown_table(results))
     print(f"written: {args.output_dir}/results.json, results.md and plots")
+
+
+def _compare(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .metrics.compare import CompareError, compare, compare_table
+
+    def run(path: str, name: str | None) -> tuple[str, dict]:
+        file = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
+        try:
+            runs = json.loads(file.read_text())["runs"]
+        except (OSError, ValueError, KeyError) as e:
+            raise CompareError(f"{file} is not a results.json of `hf-whisper-context evaluate` ({e})") from None
+        if name is None and len(runs) != 1:
+            raise CompareError(f"{file} holds {len(runs)} runs: pick one with --run-a/--run-b ({', '.join(runs)})")
+        name = name or next(iter(runs))
+        if name not in runs:
+            raise CompareError(f"{file} has no run {name!r}; runs: {', '.join(runs)}")
+        return name, runs[name]
+
+    (name_a, a), (name_b, b) = run(args.results_a, args.run_a), run(args.results_b, args.run_b)
+    result = compare([a], [b], (name_a, name_b), args.unit, args.resamples, args.seed)
+    print(compare_table(result))
+    if args.output:
+        from .utils import atomic_write
+
+        atomic_write(args.output, json.dumps(result, indent=2) + "\n")
+
+
+def _from_dataclasses(args, *types) -> list:
+    """The dataclasses a sub-command was built from (`HfArgumentParser`), filled from the parsed flags."""
+    import dataclasses
+
+    values = vars(args)
+    return [t(**{f.name: values[f.name] for f in dataclasses.fields(t) if f.init and f.name in values}) for t in types]
+
+
+def _experiment(args) -> None:
+    from .experiment import ExperimentConfig, Recipe, quick, run_experiment
+
+    config, recipe = _from_dataclasses(args, ExperimentConfig, Recipe)
+    if args.quick:
+        config, recipe = quick(config, recipe)
+    run_experiment(config, recipe)
 
 
 def _teacher(args) -> None:
@@ -108,7 +157,8 @@ def _teacher(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-whisper-context", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # sub-commands whose settings are dataclasses get their flags from them (`--name` and `--name-with-dashes`)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
 
     models = sub.add_parser("models", help="prepare or list the bundled real models (offline)")
     models.add_argument("action", choices=["prepare", "list"])
@@ -128,13 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     corpus = sub.add_parser("corpus", help="build an offline spoken-Wikipedia corpus (SWC format), or count one")
     corpus.add_argument("action", choices=["build", "stats"])
     corpus.add_argument("--out", required=True, help="corpus folder (one SWC folder per article)")
-    corpus.add_argument("--articles", type=int, default=15, help="how many articles to speak (default 15)")
+    corpus.add_argument("--articles", type=int, default=20, help="how many articles to speak (default 20)")
     corpus.add_argument("--tts", default="flite", choices=["flite", "espeak", "piper"])
     corpus.add_argument("--voices", nargs="*", help="voices to draw from per article (default: the engine's set)")
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--max-words", type=int, default=1200, help="words per article (whole sentences)")
     corpus.add_argument("--audio-format", default="flac", choices=["flac", "ogg"])
     corpus.add_argument("--test-articles", type=int, default=3, help="test-split articles (splits.json)")
+    corpus.add_argument("--validation-articles", type=int, default=2,
+                        help="validation (dev) articles, for choosing settings without touching the test split")
     corpus.set_defaults(func=_corpus)
 
     ev = sub.add_parser("evaluate", help="long-form evaluation of whole articles; one column per model/strategy")
@@ -147,9 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--num-beams", type=int, default=1, help="1 = greedy (default)")
     ev.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (chunked)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N articles")
+    ev.add_argument(
+        "--entity-mode",
+        default="auto",
+        choices=["auto", "tags", "tagger"],
+        help="entities from the model's own tags, or from the references' tagger (auto: tags if any)",
+    )
     ev.add_argument("--device")
     ev.add_argument("--cache-dir")
     ev.set_defaults(func=_evaluate)
+
+    cmp = sub.add_parser("compare", help="paired bootstrap: is run B really better than run A? (95% intervals)")
+    cmp.add_argument("results_a", help="results.json (or its folder) of `evaluate`")
+    cmp.add_argument("results_b", help="results.json (or its folder) of `evaluate` on the same articles")
+    cmp.add_argument("--run-a", help="run name in A (needed when A holds several), e.g. 'tiny.en (chunked)'")
+    cmp.add_argument("--run-b", help="run name in B")
+    cmp.add_argument(
+        "--unit",
+        default="auto",
+        choices=["auto", "article", "window"],
+        help="what is resampled (auto: articles when there are >= 20, else 30 s windows)",
+    )
+    cmp.add_argument("--resamples", type=int, default=10_000)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--output", help="also write the comparison as JSON")
+    cmp.set_defaults(func=_compare)
 
     teacher = sub.add_parser("teacher", help="adapt the teacher to tagged text (LoRA SFT), or cache its outputs")
     teacher.add_argument("action", choices=["adapt", "cache"])
@@ -179,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-steps", type=int, help="training steps per student (default 150; quick: 4)")
     demo.add_argument("--cache-dir")
     demo.set_defaults(func=_demo)
+
+    from .experiment import ExperimentConfig, Recipe
+
+    exp = sub.add_parser(
+        "experiment",
+        dataclass_types=[ExperimentConfig, Recipe],
+        help="arms x seeds x context sizes: train, evaluate long-form, table with paired intervals",
+    )
+    exp.add_argument("--quick", action="store_true", help="the same grid at toy size (two seeds, a few steps)")
+    exp.set_defaults(func=_experiment)
 
     push = sub.add_parser("push", help="upload a saved checkpoint folder (with its model card) to the Hub")
     push.add_argument("folder")

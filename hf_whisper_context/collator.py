@@ -3,7 +3,10 @@
 Batch keys (B rows, L label positions, m teacher positions, k top-k):
 - `input_features` (B, n_mels, 3000): log-mel features from the processor's feature extractor;
 - `labels` (B, L): Whisper's prefix tokens (language/task/no-timestamps), the text tokens and end-of-text, with the
-  leading decoder-start token stripped (the model prepends it when it shifts the labels), padded with -100;
+  leading decoder-start token stripped (the model prepends it when it shifts the labels), padded with -100. With
+  `timestamp_ratio` > 0 that share of the rows (drawn per row, seeded) gets the target Whisper writes with
+  timestamps instead (`<column>_segments`: no `<|notimestamps|>`, `<|t0|> segment<|t1|>...`), so that a student
+  decoded with timestamps in long-form transcription was trained to write them;
 - `distill_mask` (B, L): True on the text tokens (what the teacher knows about); `student_spans` (B, L, 2): their
   character spans in the text; `text_lengths` (B,);
 - from the teacher cache: `teacher_topk_logprobs` (B, m, k) float32, `teacher_topk_ids` (B, m, k) long,
@@ -11,18 +14,24 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
 - with `prompt_words` > 0, `decoder_input_ids` (B, L): `<|startofprev|>`, the previous text (the last words of
   `context_before`), `<|startoftranscript|>`, then the labels shifted right; prompt and start token are -100 in the
   labels. Without it the model builds the decoder inputs from the labels;
-- or, for a live teacher (`teacher_tokenizer` given), `teacher_windows`: per row the `encode_window` result (the
-  chunk inside its context), which `ContextDistillTrainer` runs through the teacher and pads with `pad_teacher`.
+- or, for a live teacher (`teacher_tokenizer` given), `teacher_windows`: per row the `teacher.window.teacher_window`
+  (the chunk inside its context, built exactly as the cache builds it), which `ContextDistillTrainer` runs through
+  the teacher and pads with `pad_teacher`.
 """
 
 from __future__ import annotations
 
+import random
+import re
+import zlib
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .audio import SAMPLING_RATE
+from .teacher.window import max_tokens, pad_teacher, teacher_window
 
 
 @dataclass
@@ -32,18 +41,39 @@ class DistillationCollator:
     text_column: str = "text"
     max_label_length: int = 448
     teacher_tokenizer: object | None = None  # live teacher: rows need `context_before` / `context_after`
-    context_words: int = 512
-    teacher_max_length: int = 2048
+    context_words: int = 512  # live teacher: words of article context (half before, half after)
+    teacher_max_length: int | None = (
+        None  # live teacher: tokens per window (default as the cache: `window.max_tokens`)
+    )
     prompt_words: int = 0  # > 0: condition on the previous text (last N words of `context_before`) as a prompt
+    timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
+    seed: int = 0  # which rows get timestamped targets
 
-    def _labels(self, text: str):
+    def _timestamped(self, row: dict) -> bool:
+        if self.timestamp_ratio <= 0:
+            return False
+        key = row.get("row_index", zlib.crc32(row[self.text_column].encode("utf-8", "surrogatepass")))
+        return random.Random(self.seed * 1_000_003 + int(key)).random() < self.timestamp_ratio
+
+    def _labels(self, row: dict):
+        """Label ids, character spans in the row's text, and the mask of text tokens (what the teacher knows)."""
         tokenizer = self.processor.tokenizer
-        enc = tokenizer(" " + text.strip(), add_special_tokens=False, return_offsets_mapping=True)
+        text = row[self.text_column].strip()
         prefix = tokenizer.prefix_tokens[1:]  # the decoder-start token is added by the model
+        if self._timestamped(row):
+            target = row[f"{self.text_column}_segments"]
+            prefix = [t for t in prefix if t != tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
+            to_text = _offsets_in(text, target)
+        else:
+            target, to_text = " " + text, lambda i: max(0, i - 1)
+        enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
         ids = [*prefix, *enc["input_ids"], tokenizer.eos_token_id][: self.max_label_length]
-        spans = [(0, 0)] * len(prefix) + [(max(0, s - 1), max(0, e - 1)) for s, e in enc["offset_mapping"]] + [(0, 0)]
-        mask = [False] * len(prefix) + [True] * len(enc["input_ids"]) + [False]
-        return ids, spans[: len(ids)], mask[: len(ids)]
+        spans, mask = [(0, 0)] * len(prefix), [False] * len(prefix)
+        for token, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+            is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>")  # not a timestamp or special token
+            spans.append((to_text(s), to_text(e)) if is_text else (0, 0))
+            mask.append(is_text)
+        return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)]
 
     def _with_prompt(self, row: dict, ids: list, spans: list, mask: list):
         """Prepend the previous text: decoder inputs `<|startofprev|> prompt <|startoftranscript|> ids[:-1]`; the
@@ -60,7 +90,7 @@ class DistillationCollator:
     def __call__(self, rows: list[dict]) -> dict:
         audio = [np.asarray(r["audio"]["array"], dtype=np.float32) for r in rows]
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
-        encoded = [self._labels(r[self.text_column]) for r in rows]
+        encoded = [self._labels(r) for r in rows]
         if self.prompt_words:
             encoded = [self._with_prompt(r, *e) for r, e in zip(rows, encoded, strict=True)]
         else:
@@ -88,39 +118,32 @@ class DistillationCollator:
                 raise ValueError("no row of this batch is in the teacher cache: was it built from this dataset?")
             batch.update(pad_teacher(cached))
         elif self.teacher_tokenizer is not None:
-            batch["teacher_windows"] = [self._window(r) for r in rows]
+            length = max_tokens(self.teacher_tokenizer, self.teacher_max_length)
+            batch["teacher_windows"] = [teacher_window(r, self.teacher_tokenizer, self.context_words, length,
+                                                       self.text_column) for r in rows]  # fmt: skip
         return batch
 
-    def _window(self, row: dict) -> dict:
-        from .teacher.cache import encode_window
 
-        half = self.context_words // 2
-        before = " ".join(row.get("context_before", "").split()[-half:]) if half else ""
-        after = " ".join(row.get("context_after", "").split()[:half]) if half else ""
-        text = row[self.text_column].strip()
-        return encode_window(self.teacher_tokenizer, before, text, after, self.teacher_max_length) if text else {}
+_TIMESTAMP = re.compile(r"<\|\d+\.\d+\|>")
 
 
-def pad_teacher(rows: list[dict | None], device=None) -> dict:
-    """Pad per-row teacher outputs (cache rows or live results with `spans`) into batch tensors with masks; a row
-    that is None or empty (nothing cached, empty text) is all masked."""
-    present = [r for r in rows if r]
-    m = max(len(r["spans"]) for r in present)
-    k, dim = present[0]["topk_ids"].shape[1], present[0]["embedding"].shape[0]
-    out = {
-        "teacher_topk_logprobs": torch.zeros(len(rows), m, k, device=device),
-        "teacher_topk_ids": torch.zeros(len(rows), m, k, dtype=torch.long, device=device),
-        "teacher_mask": torch.zeros(len(rows), m, dtype=torch.bool, device=device),
-        "teacher_spans": torch.zeros(len(rows), m, 2, dtype=torch.long, device=device),
-        "teacher_embedding": torch.zeros(len(rows), dim, device=device),
-    }
-    for i, r in enumerate(rows):
-        if not r:
+def _offsets_in(text: str, timestamped: str):
+    """Map character positions of `timestamped` (the text with timestamp tokens between segments) to positions in
+    `text`: each segment's words are found in order in `text`."""
+    pieces, cursor = [], 0  # (start in timestamped, start in text) of each segment, leading space included
+    for m in re.finditer(r"[^<|>]+|<\|[^|]*\|>", timestamped):
+        if _TIMESTAMP.fullmatch(m.group()) or not m.group().strip():
             continue
-        n = len(r["spans"])
-        for key, name, dtype in (("topk_logprobs", "teacher_topk_logprobs", torch.float32),
-                                 ("topk_ids", "teacher_topk_ids", torch.long), ("valid", "teacher_mask", torch.bool),
-                                 ("spans", "teacher_spans", torch.long)):  # fmt: skip
-            out[name][i, :n] = torch.as_tensor(r[key]).to(device=out[name].device, dtype=dtype)
-        out["teacher_embedding"][i] = torch.as_tensor(r["embedding"]).to(out["teacher_embedding"].device).float()
-    return out
+        words = m.group().strip()
+        found = text.find(words, cursor)
+        at = found if found >= 0 else cursor
+        lead = m.group().index(words)
+        pieces.append((m.start(), at - lead))
+        cursor = at + len(words)
+    starts = [p[0] for p in pieces]
+
+    def to_text(i: int) -> int:
+        k = max(0, bisect_right(starts, i) - 1)
+        return max(0, pieces[k][1] + i - pieces[k][0]) if pieces else 0
+
+    return to_text

@@ -15,22 +15,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from .evaluation import HEADLINE, tables
+from .metrics import HEADLINE
+from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, tables
+from .tags import TAG_ROWS_FILE
 from .utils import atomic_folder
 
 TEMPLATE_DIRS = (
     Path(__file__).resolve().parents[1] / "model_cards",  # a source checkout / editable install
     Path(sys.prefix) / "share" / "hf_whisper_context" / "model_cards",  # a wheel install (setup.cfg data_files)
 )
-PLOT_FILES = ("entity_f1_per_type.png", "punctuation_f1_per_mark.png", "wer_per_article.png")
-METRIC_NAMES = {
-    "wer": "WER (normalised)",
-    "wer_orthographic": "WER (orthographic)",
-    "entity_f1": "Entity F1 (micro, strict)",
-    "comma_f1": "Comma F1",
-    "period_f1": "Period F1",
-    "punctuation_error_rate": "Punctuation error rate",
-    "capitalization_f1": "Capitalization F1",
+ENTITY_MODES = {
+    "tags": "read from the entity tags the model writes itself",
+    "tagger": "the hypotheses tagged by the references' tagger (spaCy + rules), as the model writes no tags",
 }
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -154,6 +150,7 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
                    dataset_type="spoken-wikipedia-tts", dataset_name=data_name, dataset_split=results["split"],
                    metric_type=metric, metric_name=METRIC_NAMES[metric], metric_value=run["summary"][metric])
         for metric in HEADLINE
+        if metric not in COUNT_METRICS
     ]  # fmt: skip
     card_data = ModelCardData(
         language=language, license="apache-2.0", library_name="peft" if adapter else "transformers",
@@ -181,7 +178,7 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
         plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
         test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
-        data_limitations=data_limitations,
+        data_limitations=data_limitations, entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
     )  # fmt: skip
     _write_card(folder, card)
     return card
@@ -207,7 +204,7 @@ def export_teacher(adapter_dir, output_dir, teacher: str, report: dict, settings
         quantization = {"method": settings.get("quantization") or "none"}
         weights = f"`{teacher}` ({quantization['method']})"
     base = hub_id(teacher)
-    tag_rows = adapter_dir / "tag_embeddings.safetensors"
+    tag_rows = adapter_dir / TAG_ROWS_FILE
     tag_count = len(load_file(str(tag_rows))["tag_ids"]) if tag_rows.is_file() else 0
     rows = "| metric | before | after |\n|---|---|---|\n" + "\n".join(
         f"| {k} | {report.get(f'{k}_before', float('nan')):.4g} | {report.get(f'{k}_after', float('nan')):.4g} |"

@@ -21,15 +21,22 @@ def train_rows_only(weight: torch.nn.Parameter, rows: list[int]) -> torch.nn.Par
     return weight
 
 
-def apply_lora(model, r: int = 32, alpha: int = 64, target_modules=WHISPER_TARGETS, trainable_token_ids=(),
-               modules_to_save=()):  # fmt: skip
-    """Wrap `model` with LoRA adapters (dropout 0, in the model's dtype); `trainable_token_ids` rows of the input
-    embeddings train too (tied output rows with them); `modules_to_save` (e.g. the distillation projector) are
-    trained fully and saved with the adapter."""
-    from peft import LoraConfig, get_peft_model
+def lora_config(r: int = 32, alpha: int = 64, target_modules=WHISPER_TARGETS):
+    from peft import LoraConfig
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(target_modules),
-                        modules_to_save=list(modules_to_save) or None)  # fmt: skip
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(target_modules))
+
+
+def apply_lora(model, config, trainable_token_ids=(), modules_to_save=()):
+    """Wrap `model` with the adapters of `config` (a peft `LoraConfig`), in the model's dtype; `trainable_token_ids`
+    rows of the input embeddings train too (tied output rows with them); `modules_to_save` (e.g. the distillation
+    projector) are trained fully and saved with the adapter."""
+    import copy
+
+    from peft import get_peft_model
+
+    config = copy.deepcopy(config)
+    config.modules_to_save = [*(config.modules_to_save or []), *modules_to_save] or None
     peft_model = get_peft_model(model, config, autocast_adapter_dtype=False)
     if trainable_token_ids:
         train_rows_only(peft_model.get_input_embeddings().weight, list(trainable_token_ids))

@@ -1,64 +1,71 @@
 """`ContextDistillTrainer`: a `Seq2SeqTrainer` whose loss is a weighted sum of registered terms.
 
-Built-in terms, registered like any other (`trainer.add_loss_term(name, fn, weight)`):
+Built-in terms, registered like any other (`trainer.add_loss_term(name, fn, weight, needs_teacher)`):
 - `ce`: label-smoothed cross-entropy over the label tokens (smoothing `label_smoothing_factor`);
 - `kd_ot`: KL from the teacher distribution transported to each student position by an OT plan;
 - `ot_cost`: the plan's cost <P, C>;
-- `rep`: 1 - cos between the pooled decoder states and the projected teacher context embedding.
+- `rep`: 1 - cos between the pooled decoder states and the projected teacher context embedding;
+- `base_kl`: KL from the off-the-shelf model's own distribution on the same audio (the frozen base of a LoRA
+  student, or a frozen copy), a guard against forgetting what the model knew (`base_kl_weight`);
+- with `distill_mode="paper"`, the paper's wiring instead (`losses/paper.py`): `ce`, `paper_kd`, `paper_ot`,
+  `paper_rep`, weighted as its convex combination.
 Every term is normalised by the number of label tokens of the whole (accumulated) batch, so gradient accumulation
 gives the same update as a bigger batch; per-sample terms (OT cost, REP) are weighted by the sample's token count.
-Each term is logged at every logging step. The projector (teacher dim -> d_model) is a submodule of the model
-(`distill_projector`), so checkpoints save it and resuming restores it.
+Each term is logged at every logging step, averaged over the steps and processes since the last log.
+
+The student is prepared by `prepare_student` (the distillation heads added, the encoder frozen, LoRA applied),
+which the trainer calls on the model it is given; a model prepared beforehand is left as it is.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
-from .collator import pad_teacher
+from .lora import apply_lora, lora_config
 from .losses import (
     PaperProjections,
     dense_teacher_logits,
-    paper_compatible_loss,
+    paper_terms,
+    paper_weights,
     representation_loss,
     token_ot_distillation,
 )
-from .teacher.cache import teacher_outputs
-
-TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
-                "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
+from .teacher.window import TEACHER_KEYS, pad_teacher, teacher_outputs
 
 
 @dataclass
 class LossContext:
-    """What a loss term sees: the model outputs, the labels, the teacher tensors and the token count to divide by."""
+    """What a loss term sees: the model, its inputs and outputs, the labels, the teacher tensors, the token count to
+    divide by, and `cache`, where terms share what they compute once per step."""
 
     model: nn.Module
+    inputs: dict
     outputs: object
     labels: torch.Tensor
     teacher: dict
     n_items: torch.Tensor
-    _log_probs: torch.Tensor | None = None
+    cache: dict = field(default_factory=dict)
 
     @property
     def log_probs(self) -> torch.Tensor:
         """log_softmax of the student logits in float32, computed once for all terms."""
-        if self._log_probs is None:
-            self._log_probs = torch.log_softmax(self.outputs.logits.float(), dim=-1)
-        return self._log_probs
+        if "log_probs" not in self.cache:
+            self.cache["log_probs"] = torch.log_softmax(self.outputs.logits.float(), dim=-1)
+        return self.cache["log_probs"]
 
 
 @dataclass
 class LossTerm:
     fn: Callable[[object, LossContext], torch.Tensor]
     weight: float
+    needs_teacher: bool = True  # skipped for a batch without teacher tensors
 
 
 def cross_entropy_term(trainer, ctx: LossContext) -> torch.Tensor:
@@ -71,16 +78,16 @@ def cross_entropy_term(trainer, ctx: LossContext) -> torch.Tensor:
 
 
 def _distillation(trainer, ctx: LossContext) -> dict:
-    if "ot" not in ctx.teacher:  # computed once per step, shared by kd_ot and ot_cost
+    if "ot" not in ctx.cache:  # computed once per step, shared by kd_ot and ot_cost
         args, t = trainer.args, ctx.teacher
-        ctx.teacher["ot"] = token_ot_distillation(
+        ctx.cache["ot"] = token_ot_distillation(
             ctx.outputs.logits, t["distill_mask"], t["teacher_topk_logprobs"], t["teacher_topk_ids"],
-            t["teacher_mask"], trainer.vocab_map, t["student_spans"], t["teacher_spans"], t["text_lengths"],
-            temperature=args.distill_temperature, eps=args.ot_eps, k=args.ot_k, lambda_pos=args.ot_lambda_pos,
-            n_iters=args.ot_iters, backend=args.ot_backend,
+            t["teacher_mask"], trainer.vocab_map, student_spans=t["student_spans"], teacher_spans=t["teacher_spans"],
+            text_lengths=t["text_lengths"], temperature=args.distill_temperature, eps=args.ot_eps, k=args.ot_k,
+            lambda_pos=args.ot_lambda_pos, n_iters=args.ot_iters, backend=args.ot_backend,
             student_log_probs=ctx.log_probs if args.distill_temperature == 1.0 else None,
         )  # fmt: skip
-    return ctx.teacher["ot"]
+    return ctx.cache["ot"]
 
 
 def kd_term(trainer, ctx: LossContext) -> torch.Tensor:
@@ -92,24 +99,6 @@ def ot_cost_term(trainer, ctx: LossContext) -> torch.Tensor:
     return (per_sample * ctx.teacher["distill_mask"].sum(-1)).sum() / ctx.n_items
 
 
-def _paper(trainer, ctx: LossContext) -> dict:
-    if "paper" not in ctx.teacher:  # the paper's wiring (losses/paper.py), computed once per step
-        t, args = ctx.teacher, trainer.args
-        dense = dense_teacher_logits(t["teacher_topk_logprobs"], t["teacher_topk_ids"], len(trainer.vocab_map))
-        ctx.teacher["paper"] = paper_compatible_loss(ctx.outputs.logits, dense, ctx.model.distill_paper,
-                                                     eps=args.ot_eps, n_iters=args.ot_iters,
-                                                     temperature=args.distill_temperature)  # fmt: skip
-    return ctx.teacher["paper"]
-
-
-def paper_kd_term(trainer, ctx: LossContext) -> torch.Tensor:  # batch means, rescaled to the label-token count
-    return _paper(trainer, ctx)["kd"] * (ctx.labels != -100).sum() / ctx.n_items
-
-
-def paper_ot_term(trainer, ctx: LossContext) -> torch.Tensor:
-    return _paper(trainer, ctx)["ot_cost"] * (ctx.labels != -100).sum() / ctx.n_items
-
-
 def rep_term(trainer, ctx: LossContext) -> torch.Tensor:
     hidden = ctx.outputs.decoder_hidden_states[-1]
     mask = ctx.teacher["distill_mask"]
@@ -118,55 +107,127 @@ def rep_term(trainer, ctx: LossContext) -> torch.Tensor:
     return (per_sample * mask.sum(-1)).sum() / ctx.n_items
 
 
-class ContextDistillTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` for distillation from a cached teacher (see `DistillationCollator`).
+def base_kl_term(trainer, ctx: LossContext) -> torch.Tensor:
+    """KL(base || student) over the label tokens: the off-the-shelf model's distribution on the same inputs."""
+    with torch.no_grad():
+        base = trainer.base_model
+        if base is None:  # a LoRA student: its frozen base is the model with the adapters switched off
+            with ctx.model.disable_adapter():
+                base_logits = ctx.model(**ctx.inputs).logits
+        else:
+            base_logits = base(**ctx.inputs).logits
+        base_log_p = torch.log_softmax(base_logits.float(), dim=-1)
+    valid = ctx.labels != -100
+    kl = (base_log_p.exp() * (base_log_p - ctx.log_probs)).sum(-1)
+    return (kl * valid).sum() / ctx.n_items
 
-    Args (beyond Seq2SeqTrainer's): `vocab_map` (teacher id -> student id, `losses.build_vocab_map`),
-    `teacher_dim` (size of the teacher embeddings; adds the projector when it is missing), `teacher` (a live
-    teacher from `load_teacher`, with a collator given `teacher_tokenizer`; otherwise the collator reads a cache),
-    `trainable_token_ids` (with `lora_r`: embedding rows that train, e.g. the 42 tag tokens from `add_tag_tokens`).
+
+def _paper(trainer, ctx: LossContext) -> dict:
+    if "paper" not in ctx.cache:  # the paper's wiring (losses/paper.py), computed once per step
+        t = ctx.teacher
+        dense = dense_teacher_logits(t["teacher_topk_logprobs"], t["teacher_topk_ids"], len(trainer.vocab_map))
+        ctx.cache["paper"] = paper_terms(ctx.outputs.logits, dense, ctx.outputs.decoder_hidden_states[-1],
+                                         t["teacher_embedding"], ctx.labels, ctx.model.distill_paper,
+                                         trainer.args.distill_temperature)  # fmt: skip
+    return ctx.cache["paper"]
+
+
+def _paper_term(name: str) -> Callable:
+    def term(trainer, ctx: LossContext) -> torch.Tensor:
+        # the paper's per-batch means, rescaled so that accumulated micro-batches add up like the other terms
+        return _paper(trainer, ctx)[name] * (ctx.labels != -100).sum() / ctx.n_items
+
+    return term
+
+
+def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_vocab: int | None = None,
+                    peft_config=None, trainable_token_ids=()):  # fmt: skip
+    """The student as the trainer trains it: the distillation heads added as submodules (saved with checkpoints),
+    the encoder frozen but its last `args.freeze_encoder_layers` layers, and LoRA applied (`peft_config`, or one
+    built from `args.lora_r`, ...). Heads are created without moving the RNG, so that LoRA's initialisation and the
+    data order do not depend on them. A model that already has its heads (or is a peft model) is left as it is."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return model
+    paper = getattr(args, "distill_mode", "ot") == "paper"
+    with torch.random.fork_rng(devices=[]):
+        if teacher_dim and not paper and not hasattr(model, "distill_projector"):
+            model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
+        if paper and teacher_dim and teacher_vocab and not hasattr(model, "distill_paper"):
+            model.add_module("distill_paper", PaperProjections(model.config.vocab_size, teacher_vocab, teacher_dim,
+                                                               model.config.d_model))  # fmt: skip
+    if getattr(args, "freeze_encoder_layers", None) is not None:
+        freeze_encoder(model, args.freeze_encoder_layers)
+    heads = [m for m in ("distill_projector", "distill_paper") if hasattr(model, m)]
+    if peft_config is None and getattr(args, "lora_r", None):
+        peft_config = lora_config(args.lora_r, args.lora_alpha, args.lora_target_modules.split(","))
+    if peft_config is not None:
+        model = apply_lora(model, peft_config, trainable_token_ids, heads)
+    return model
+
+
+class ContextDistillTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` for distillation from a cached or live teacher (see `DistillationCollator`).
+
+    Args (beyond Seq2SeqTrainer's): `vocab_map` (teacher id -> student id, `TeacherCache.vocab_map`),
+    `teacher_dim` (size of the teacher embeddings), `teacher` (a live teacher from `load_teacher`, with a collator
+    given `teacher_tokenizer`; otherwise the collator reads a cache), `peft_config` (LoRA for the student; or
+    `lora_r` in the arguments), `trainable_token_ids` (embedding rows that train under LoRA, e.g. the 42 tag tokens
+    from `add_tag_tokens`).
     """
 
     loss_is_scaled_for_ga = True  # every term is divided by the accumulated batch's label-token count
 
     def __init__(self, model=None, args=None, *extra, vocab_map=None, teacher_dim=None, teacher=None,
-                 trainable_token_ids=(), **kwargs):  # fmt: skip
-        if teacher_dim and model is not None and not hasattr(model, "distill_projector"):
-            with torch.random.fork_rng(devices=[]):  # its init leaves the RNG (LoRA init, data order) as it was
-                model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
-        paper = getattr(args, "distill_mode", "ot") == "paper" and vocab_map is not None
-        if paper and model is not None and not hasattr(model, "distill_paper"):
-            with torch.random.fork_rng(devices=[]):
-                model.add_module("distill_paper", PaperProjections(model.config.vocab_size, len(vocab_map)))
-        if args is not None and getattr(args, "freeze_encoder_layers", None) is not None and model is not None:
-            freeze_encoder(model, args.freeze_encoder_layers)
-        if args is not None and getattr(args, "lora_r", None) and model is not None:
-            from .lora import apply_lora
+                 peft_config=None, trainable_token_ids=(), **kwargs):  # fmt: skip
+        paper = getattr(args, "distill_mode", "ot") == "paper"
+        base_kl = getattr(args, "base_kl_weight", 0.0)
+        base_copy = None
+        if model is not None:
+            from peft import PeftModel
 
-            model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_target_modules.split(","),
-                               trainable_token_ids, [m for m in ("distill_projector", "distill_paper")
-                                                     if hasattr(model, m)])  # fmt: skip
+            lora = peft_config is not None or getattr(args, "lora_r", None) or isinstance(model, PeftModel)
+            if base_kl and not lora:  # full fine-tuning: the guard needs its own frozen copy of the base
+                base_copy = copy.deepcopy(model).eval().requires_grad_(False)
+            model = prepare_student(model, args, teacher_dim=teacher_dim, peft_config=peft_config,
+                                    teacher_vocab=len(vocab_map) if vocab_map is not None else None,
+                                    trainable_token_ids=trainable_token_ids)  # fmt: skip
         super().__init__(model, args, *extra, **kwargs)
         cache = getattr(self.data_collator, "teacher_cache", None)
-        if cache is not None and self.train_dataset is not None:
-            cache.check_dataset(self.train_dataset)  # never train against another dataset's teacher outputs
+        if cache is not None:
+            if self.train_dataset is not None:
+                cache.check_dataset(self.train_dataset)  # never train against another dataset's teacher outputs
+            if vocab_map is not None:
+                cache.check_vocab_map(vocab_map)
         self.vocab_map = vocab_map
         self.teacher = teacher  # a live teacher (frozen, eval): used when the collator sends `teacher_windows`
+        self.base_model = base_copy.to(self.args.device) if base_copy is not None else None
         self.loss_terms: dict[str, LossTerm] = {}
-        self._logged = defaultdict(float)
+        self._logged: dict[str, torch.Tensor] = {}
         self._logged_steps = 0
-        self.add_loss_term("ce", cross_entropy_term, 1.0)
-        if vocab_map is not None:
-            kd, ot = (("paper_kd", paper_kd_term), ("paper_ot", paper_ot_term)) if paper else \
-                (("kd_ot", kd_term), ("ot_cost", ot_cost_term))  # fmt: skip
-            self.add_loss_term(*kd, getattr(self.args, "kd_weight", 0.0))
-            self.add_loss_term(*ot, getattr(self.args, "ot_weight", 0.0))
-        if teacher_dim:
-            self.add_loss_term("rep", rep_term, getattr(self.args, "rep_weight", 0.0))
+        if paper and vocab_map is not None:
+            weights = paper_weights(self.args.kd_weight, self.args.rep_weight, self.args.ot_weight)
+            self.add_loss_term("ce", _paper_term("ce"), weights["ce"], needs_teacher=False)
+            for name in ("kd", "ot", "rep"):
+                self.add_loss_term(f"paper_{name}", _paper_term(name), weights[name])
+        else:
+            self.add_loss_term("ce", cross_entropy_term, 1.0, needs_teacher=False)
+            if vocab_map is not None:
+                self.add_loss_term("kd_ot", kd_term, getattr(self.args, "kd_weight", 0.0))
+                self.add_loss_term("ot_cost", ot_cost_term, getattr(self.args, "ot_weight", 0.0))
+            if teacher_dim:
+                self.add_loss_term("rep", rep_term, getattr(self.args, "rep_weight", 0.0))
+        self.add_loss_term("base_kl", base_kl_term, base_kl, needs_teacher=False)
 
-    def add_loss_term(self, name: str, fn: Callable[[object, LossContext], torch.Tensor], weight: float) -> None:
-        """Register (or replace) a term: `fn(trainer, ctx) -> scalar tensor`, already normalised by `ctx.n_items`."""
-        self.loss_terms[name] = LossTerm(fn, weight)
+    def add_loss_term(self, name: str, fn: Callable[[object, LossContext], torch.Tensor], weight: float,
+                      needs_teacher: bool = True) -> None:  # fmt: skip
+        """Register (or replace) a term: `fn(trainer, ctx) -> scalar tensor`, already normalised by `ctx.n_items`;
+        `needs_teacher`: skip it for batches that carry no teacher tensors."""
+        self.loss_terms[name] = LossTerm(fn, weight, needs_teacher)
+
+    def _needs_hidden_states(self) -> bool:
+        return any(self.loss_terms.get(n, LossTerm(None, 0)).weight for n in ("rep", "paper_rep"))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)  # the caller (prediction_step) still reads labels from its own dict
@@ -180,19 +241,18 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         if "decoder_input_ids" not in inputs:  # the collator sends them when it adds a previous-text prompt
             inputs["decoder_input_ids"] = shift_tokens_right(labels, config.pad_token_id,
                                                              config.decoder_start_token_id)  # fmt: skip
-        needs_hidden = "rep" in self.loss_terms and self.loss_terms["rep"].weight != 0
-        outputs = model(**inputs, output_hidden_states=needs_hidden)
+        outputs = model(**inputs, output_hidden_states=self._needs_hidden_states())
         n_items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
         n_items = torch.as_tensor(n_items, device=labels.device).clamp(min=1)
-        ctx = LossContext(self.accelerator.unwrap_model(model), outputs, labels, teacher, n_items)
+        ctx = LossContext(self.accelerator.unwrap_model(model), inputs, outputs, labels, teacher, n_items)
         total = torch.zeros((), device=labels.device)
         for name, term in self.loss_terms.items():
-            if term.weight == 0 or (name != "ce" and not teacher):
+            if term.weight == 0 or (term.needs_teacher and not teacher):
                 continue
             value = term.fn(self, ctx)
             total = total + term.weight * value
-            if model.training:
-                self._logged[name] += float(value.detach())
+            if model.training:  # kept on the device; synchronised once per logging step, in `log`
+                self._logged[name] = self._logged.get(name, 0) + value.detach()
         if model.training:
             self._logged_steps += 1
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
@@ -218,9 +278,13 @@ class ContextDistillTrainer(Seq2SeqTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._logged_steps:
-            # per optimizer step, as the Trainer's own `loss` (micro-batch values add up within a step)
+            # per optimizer step, as the Trainer's own `loss` (micro-batch values add up within a step), averaged
+            # over the processes
             steps = self._logged_steps / self.args.gradient_accumulation_steps
-            logs.update({name: round(value / steps, 6) for name, value in self._logged.items()})
+            names = list(self._logged)
+            values = torch.stack([torch.as_tensor(self._logged[n], dtype=torch.float32) for n in names])
+            values = self.accelerator.reduce(values.to(self.args.device), reduction="mean")
+            logs.update({n: round(float(v) / steps, 6) for n, v in zip(names, values.tolist(), strict=True)})
             self._logged.clear()
             self._logged_steps = 0
         super().log(logs, start_time)

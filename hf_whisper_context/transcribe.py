@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLING_RATE, is_silent, load_audio
+from .tags import balance
 
 logger = logging.getLogger(__name__)
 
@@ -83,35 +83,12 @@ def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:
 
 
 STRATEGIES = ("chunked", "sequential")
-_TAG = re.compile(r"\[(/?)([A-Z][A-Z_]*)\]")
 
 
 @dataclass
 class Transcript:
     text: str
     segments: list[dict] = field(default_factory=list)  # {"start": s, "end": s or None, "text": str}, article time
-
-
-def balance_tags(text: str) -> str:
-    """Drop entity tags that a chunk join left unmatched (an opening tag never closed, a closing tag never opened),
-    so that every tag that stays encloses its entity."""
-    opened: list[tuple[str, int]] = []
-    keep = [True] * len(text)
-    spans = []
-    for m in _TAG.finditer(text):
-        closing, label = m.groups()
-        if not closing:
-            opened.append((label, len(spans)))
-            spans.append([m.start(), m.end(), False])
-        elif opened and opened[-1][0] == label:
-            spans[opened.pop()[1]][2] = True
-            spans.append([m.start(), m.end(), True])
-        else:
-            spans.append([m.start(), m.end(), False])
-    for start, end, matched in spans:
-        if not matched:
-            keep[start:end] = [False] * (end - start)
-    return " ".join("".join(c for c, k in zip(text, keep, strict=True) if k).split())
 
 
 def audio_blocks(audio, block_s: float = BLOCK_S, sampling_rate: int = SAMPLING_RATE):
@@ -187,4 +164,4 @@ def transcribe_long(
             start, end = chunk["timestamp"]
             segments.append({"start": offset + (start or 0.0), "end": None if end is None else offset + end,
                              "text": chunk["text"].strip()})  # fmt: skip
-    return Transcript(balance_tags(" ".join(t for t in texts if t)), segments)
+    return Transcript(balance(" ".join(t for t in texts if t)), segments)

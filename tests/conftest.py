@@ -53,3 +53,23 @@ def tiny_llama(tokenizer):
 @pytest.fixture(scope="session")
 def tiny_en():
     return bundled.whisper("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_en, tmp_path_factory):
+    """A tiny random Whisper (the real tiny.en processor) and a tiny random Llama (SmolLM2's tokenizer), saved as
+    folders: the main job's and the experiment harness's whole paths run at toy size."""
+    import torch
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration, WhisperProcessor
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    torch.manual_seed(0)
+    student = WhisperForConditionalGeneration(tiny_whisper_config())
+    student.generation_config = WhisperForConditionalGeneration.from_pretrained(tiny_en).generation_config
+    student.generation_config.max_length = 64
+    student.save_pretrained(root / "student")
+    WhisperProcessor.from_pretrained(tiny_en).save_pretrained(root / "student")
+    tokenizer = AutoTokenizer.from_pretrained(bundled.teacher("smollm2-135m"))
+    tiny_llama(tokenizer).save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    return root

@@ -7,11 +7,12 @@ from hf_whisper_context.data.swc import read_article
 from .test_swc import FIXTURES
 
 
-def _synthetic(n_words=200, word_ms=300, gap_ms=100, entities=()):
+def _synthetic(n_words=200, word_ms=300, gap_ms=100, entities=(), sentence_words=1000):
     starts = np.arange(n_words) * (word_ms + gap_ms)
     texts = [f"w{i}" for i in range(n_words)]
+    ends = (np.arange(n_words) + 1) % sentence_words == 0
     return FlatArticle(texts, [" "] * n_words, starts.astype(float), (starts + word_ms).astype(float),
-                       list(entities), np.ones(n_words, dtype=bool))  # fmt: skip
+                       list(entities), np.ones(n_words, dtype=bool), ends)  # fmt: skip
 
 
 def test_interpolation_by_hand():
@@ -67,6 +68,22 @@ def test_boundary_timestamps_mark_the_middle():
     assert marked.count("<|") == 2
     rel = (chunk["middle_start_ms"] - chunk["start_ms"]) / 1000
     assert f"<|{round(rel / 0.02) * 0.02:.2f}|>w{chunk['middle'][0]}" in marked
+
+
+def test_timestamped_segments_end_at_sentences_and_pauses():
+    flat = _synthetic(n_words=60, sentence_words=10, entities=[(12, 14, "PERSON")])
+    flat.start_ms[35:] += 800  # a pause before w35, inside the fourth sentence
+    flat.end_ms[35:] += 800
+    chunk = chunk_article(flat, ChunkConfig(context_words=64))[0]
+    segments = chunk["text_segments"]
+    assert segments.startswith("<|0.00|> w0 w1 w2 w3 w4 w5 w6 w7 w8 w9<|3.90|><|4.00|> w10 ")
+    assert "w34<|13.90|><|14.80|> w35" in segments  # the pause ends a segment mid-sentence
+    import re
+
+    assert re.sub(r"<\|[\d.]+\|>", " ", segments).split() == chunk["text"].split()
+    stamps = [float(t) for t in re.findall(r"<\|([\d.]+)\|>", segments)]
+    assert stamps == sorted(stamps) and len(stamps) == 2 * 7
+    assert "[PERSON]w12 w13[/PERSON]" in chunk["text_tagged_segments"]
 
 
 def test_real_fixture_chunks():

@@ -84,3 +84,29 @@ def test_previous_text_prompt_is_fed_and_masked(setup):
     m = int((plain["labels"][1] != -100).sum())
     assert dec[1, 0] == start and torch.equal(dec[1, 1:m], plain["labels"][1, : m - 1])
     assert torch.equal(labels[1, :m], plain["labels"][1, :m])
+
+
+def test_timestamped_targets(setup):
+    """`timestamp_ratio=1`: the target as Whisper writes it with timestamps (no <|notimestamps|>), the timestamps
+    outside the distillation mask, the text tokens' spans still pointing into the plain text."""
+    processor, _, rows = setup
+    tokenizer = processor.tokenizer
+    row = {**rows[0], "text_segments": "<|0.00|> Albert Einstein was born in Ulm,<|1.20|><|1.50|> in 1879.<|2.40|>"}
+    plain = DistillationCollator(processor)([row])
+    batch = DistillationCollator(processor, timestamp_ratio=1.0)([row])
+    labels, mask = batch["labels"][0], batch["distill_mask"][0]
+    no_timestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+    assert no_timestamps in plain["labels"][0].tolist() and no_timestamps not in labels.tolist()
+    assert tokenizer.decode(labels[labels != -100], decode_with_timestamps=True) == row["text_segments"] + \
+        "<|endoftext|>"  # fmt: skip
+    assert torch.equal(labels[mask], plain["labels"][0][plain["distill_mask"][0]])  # the same text tokens
+    spans = batch["student_spans"][0][mask].tolist()
+    assert [TEXTS[0][s:e] for s, e in spans] == [
+        TEXTS[0][s:e] for s, e in plain["student_spans"][0][plain["distill_mask"][0]].tolist()
+    ]
+    # the share of rows drawn is seeded and close to the ratio
+    many = [{**row, "row_index": i} for i in range(400)]
+    collator = DistillationCollator(processor, timestamp_ratio=0.3, seed=1)
+    drawn = [collator._timestamped(r) for r in many]
+    assert drawn == [DistillationCollator(processor, timestamp_ratio=0.3, seed=1)._timestamped(r) for r in many]
+    assert 0.22 < sum(drawn) / len(drawn) < 0.38

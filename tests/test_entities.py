@@ -1,13 +1,7 @@
 import pytest
 
-from hf_whisper_context.data.entities import (
-    ENTITY_TYPES,
-    TAG_TOKENS,
-    EntityTagger,
-    add_tag_tokens,
-    rule_spans,
-    strip_tags,
-)
+from hf_whisper_context.data.entities import EntityTagger, add_tag_tokens, rule_spans
+from hf_whisper_context.tags import ENTITY_TYPES, TAG_TOKENS, strip_tags
 
 
 def _labels(text, spacy_spans=()):

@@ -8,13 +8,7 @@ import pytest
 
 from hf_whisper_context.cli import main
 from hf_whisper_context.data.dataset import load_swc, load_swc_articles
-from hf_whisper_context.transcribe import Transcript, audio_blocks, balance_tags, load_asr_pipeline, transcribe_long
-
-
-def test_balance_tags():
-    assert balance_tags("[PERSON]Bob[/PERSON] met [GPE]Paris and [/ORG]x") == "[PERSON]Bob[/PERSON] met Paris and x"
-    assert balance_tags("a [DATE]1 May[/DATE] b") == "a [DATE]1 May[/DATE] b"
-    assert balance_tags("[/GPE]") == ""
+from hf_whisper_context.transcribe import Transcript, audio_blocks, load_asr_pipeline, transcribe_long
 
 
 def test_blocks_cut_in_the_quiet_and_cover_everything():
@@ -71,7 +65,20 @@ def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, c
     table = (out / "results.md").read_text()
     assert table.splitlines()[2] == "| metric | whisper-tiny.en (chunked) | whisper-tiny.en (sequential) |"
     wer = results["runs"]["whisper-tiny.en (chunked)"]["summary"]["wer"]
-    assert f"| wer | {wer:.3f} |" in table and wer < 0.35
+    assert f"| WER (normalised) ↓ | {wer:.3f} |" in table and wer < 0.35
+    assert "| Loops (repeated n-gram runs) ↓ |" in table
     assert {p.name for p in out.glob("*.png")} == {"entity_f1_per_type.png", "punctuation_f1_per_mark.png",
-                                                   "wer_per_article.png"}  # fmt: skip
-    assert "entity F1 by type" in capsys.readouterr().out
+                                                   "wer_per_article.png", "loops_and_drops.png"}  # fmt: skip
+    assert "entity F1 by type (entities from: tagger)" in capsys.readouterr().out
+    run = results["runs"]["whisper-tiny.en (chunked)"]
+    assert run["corpus"]["entity_mode"] == "tagger" and len(run["articles"][0]["windows"]) >= 2
+
+    # the two strategies compared, paired over 30 s windows
+    assert main(["compare", str(out), str(out / "results.json"), "--run-a", "whisper-tiny.en (chunked)",
+                 "--run-b", "whisper-tiny.en (sequential)", "--resamples", "2000", "--output",
+                 str(tmp_path / "cmp.json")]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "Paired bootstrap over" in printed and "windows (1 article," in printed and "| wer ↓ |" in printed
+    assert json.loads((tmp_path / "cmp.json").read_text())["unit"] == "window"
+    assert main(["compare", str(out), str(out)]) == 1  # two runs in each file and none picked
+    assert "pick one with --run-a/--run-b" in capsys.readouterr().err

@@ -30,8 +30,9 @@ def test_position_term_aligns_the_plan_and_kd_vanishes():
     top = torch.topk(torch.log_softmax(logits, -1), 12, dim=-1)
     spans = torch.tensor([[[0, 2], [3, 5], [6, 8], [9, 11]]])
     mask = torch.ones(1, 4, dtype=torch.bool)
-    out = token_ot_distillation(logits, mask, top.values, top.indices, mask, torch.arange(12), spans, spans,
-                                torch.tensor([11]), eps=0.01, lambda_pos=50.0, n_iters=500)  # fmt: skip
+    out = token_ot_distillation(logits, mask, top.values, top.indices, mask, torch.arange(12), student_spans=spans,
+                                teacher_spans=spans, text_lengths=torch.tensor([11]), eps=0.01, lambda_pos=50.0,
+                                n_iters=500)  # fmt: skip
     torch.testing.assert_close(out["plan"][0], torch.eye(4) / 4, atol=1e-4, rtol=0)
     assert out["kd_ot"].item() < 1e-3
 
@@ -139,30 +140,58 @@ def test_vocab_map_between_whisper_and_smollm2(tiny_en):
     assert whisper.convert_ids_to_tokens(int(mapping[the])) == "Ġthe"
 
 
-def test_paper_wiring_mixes_the_batch_and_ignores_the_teacher_in_its_kl():
-    """The paper's wiring, reproduced with its flaws: one plan over the flattened batch (mass between samples), a KL
-    target computed from the student (changing the teacher leaves it unchanged), gradients to the projections."""
-    from hf_whisper_context.losses import PaperProjections, dense_teacher_logits, paper_compatible_loss
+def test_paper_terms_on_hand_computed_values():
+    """The released code's wiring, number by number: CE with smoothing / (V - 1), KL batchmean at T = 2 with a target
+    from the student itself, the MSE of L2-normalised vectors, geomloss's Sinkhorn divergence, the weights."""
+    import math
+
+    from hf_whisper_context.losses import paper_weights
+    from hf_whisper_context.losses.paper import (
+        paper_cross_entropy,
+        paper_kd,
+        paper_representation,
+        sinkhorn_divergence,
+    )
+
+    # CE: one token, V = 3, label 0: q = (0.9, 0.05, 0.05); a -100 position is ignored
+    logits = torch.tensor([[[2.0, 1.0, 0.0], [5.0, 5.0, 5.0]]])
+    lp = [2 - math.log(math.exp(2) + math.exp(1) + 1), 1 - math.log(math.exp(2) + math.exp(1) + 1)]
+    lp.append(lp[1] - 1)
+    expected = -(0.9 * lp[0] + 0.05 * lp[1] + 0.05 * lp[2])
+    assert paper_cross_entropy(logits, torch.tensor([[0, -100]])).item() == pytest.approx(expected, rel=1e-6)
+    # KD: batchmean = summed over positions and tokens, divided by B (here 2), times T^2 = 4
+    student, target = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]]]), torch.tensor([[[0.0, 2.0]], [[0.0, 0.0]]])
+    p = torch.softmax(student / 2, -1)
+    q = torch.softmax(target / 2, -1)
+    kl = (q * (q.log() - p.log())).sum()
+    assert paper_kd(student, target).item() == pytest.approx(4 * kl.item() / 2, rel=1e-6)
+    # REP: (2 - 2 cos) / d, averaged over the batch
+    a, b = torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert paper_representation(a, b).item() == pytest.approx((2 - 2 / math.sqrt(2)) / 4, rel=1e-6)
+    # OT: between two single points the debiased Sinkhorn divergence is the cost |x - y|^2 / 2
+    x, y = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])
+    assert sinkhorn_divergence(x, y).item() == pytest.approx(12.5, rel=1e-4)
+    assert sinkhorn_divergence(x.repeat(3, 1), x.repeat(5, 1)).item() == pytest.approx(0.0, abs=1e-6)
+    assert paper_weights() == pytest.approx({"ce": 1 - 0.0005 - 0.0005 - 0.001, "kd": 0.0005, "rep": 0.0005,
+                                             "ot": 0.001})  # fmt: skip
+
+
+def test_paper_kl_target_is_the_student_itself():
+    """The paper's flaw, reproduced on purpose: changing the teacher leaves its "distillation" term unchanged; the
+    teacher reaches the student only through the OT cost, over the flattened batch."""
+    from hf_whisper_context.losses import PaperProjections, dense_teacher_logits, paper_terms
 
     torch.manual_seed(0)
-    proj = PaperProjections(50, 70, dim=8)
+    proj = PaperProjections(50, 70, teacher_dim=6, d_model=4, dim=8)
     student = torch.randn(2, 5, 50, requires_grad=True)
-    teacher = torch.randn(2, 6, 70)
-    out = paper_compatible_loss(student, teacher, proj, eps=0.5)
-    assert out["plan"].shape == (10, 12)
-    assert out["plan"][:5, 6:].sum() > 0.1  # sample 0's tokens are matched to sample 1's teacher tokens
-    torch.testing.assert_close(out["plan"].sum(), torch.tensor(1.0), atol=1e-4, rtol=0)
-    other = paper_compatible_loss(student, torch.randn(2, 6, 70) * 10, proj, eps=0.5)
-    torch.testing.assert_close(other["kd"], out["kd"])  # the teacher never reaches the "distillation" term
-    assert not torch.allclose(other["ot_cost"], out["ot_cost"])
-    (out["kd"] + 0.001 * out["ot_cost"]).backward()
+    hidden, embedding, labels = torch.randn(2, 5, 4), torch.randn(2, 6), torch.randint(0, 50, (2, 5))
+    out = paper_terms(student, torch.randn(2, 6, 70), hidden, embedding, labels, proj)
+    other = paper_terms(student, torch.randn(2, 6, 70) * 10, hidden, embedding, labels, proj)
+    torch.testing.assert_close(other["kd"], out["kd"])
+    assert not torch.allclose(other["ot"], out["ot"])
+    (out["kd"] + 0.001 * out["ot"] + out["rep"]).backward()
     assert student.grad.abs().sum() > 0 and proj.teacher.weight.grad.abs().sum() > 0
-    masked = paper_compatible_loss(student, teacher, proj, torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]]).bool(),
-                                   torch.ones(2, 6, dtype=torch.bool), mask_padding=True)  # fmt: skip
-    assert masked["plan"].shape == (3, 12) and torch.isfinite(masked["kd"])
-    empty = paper_compatible_loss(student, teacher, proj, torch.zeros(2, 5, dtype=torch.bool),
-                                  torch.ones(2, 6, dtype=torch.bool), mask_padding=True)  # fmt: skip
-    assert float(empty["kd"]) == 0.0 and float(empty["ot_cost"]) == 0.0
+    assert proj.embedding.bias.grad.abs().sum() > 0  # the projector of the teacher embedding has a bias
 
     logprobs = torch.log_softmax(torch.randn(1, 2, 4), -1).sort(-1, descending=True).values
     dense = dense_teacher_logits(logprobs, torch.tensor([[[3, 1, 0, 2], [5, 6, 7, 4]]]), 9)

@@ -16,9 +16,11 @@ from hf_whisper_context.metrics import (
     summary,
     word_error_rate,
 )
-from hf_whisper_context.metrics.alignment import align, clean, mark, words
-from hf_whisper_context.metrics.entities import aligned_iob, tagged_words
+from hf_whisper_context.metrics.alignment import align, align_texts, clean, marks, parse, words
+from hf_whisper_context.metrics.entities import aligned_iob
 from hf_whisper_context.metrics.wer import whisper_normalizer
+
+from .metric_cases import CASES
 
 REF = "[PERSON]Albert Einstein[/PERSON] was born in [GPE]Ulm[/GPE], on [DATE]14 March 1879[/DATE]."
 
@@ -27,13 +29,15 @@ def test_identical_texts_score_perfectly():
     texts = [REF, "He said: “Yes!” Then, on [DATE]May 5[/DATE], he left; why?", "", "[URL]x.org[/URL]"]
     scores = summary(compute_all(texts, texts, entity_mode="tags"))
     assert scores == {"wer": 0.0, "wer_orthographic": 0.0, "entity_f1": 1.0, "comma_f1": 1.0, "period_f1": 1.0,
-                      "punctuation_error_rate": 0.0, "capitalization_f1": 1.0}  # fmt: skip
+                      "punctuation_error_rate": 0.0, "capitalization_f1": 1.0, "loops": 0, "insertion_bursts": 0,
+                      "deletion_runs": 0}  # fmt: skip
 
 
 def test_clean_up_is_shared():
     assert clean("[PERSON]Bob[/PERSON], “hi” <|1.00|>there") == 'Bob, "hi" there'
-    assert words("A – B .") == ["A", "B"]  # a lone dash or mark is no word
-    assert mark('end."') == "." and mark("(word)") == "" and mark("Paris,") == ","
+    assert words("A – B .") == ["A", "B."]  # a lone dash is no word; a lone mark counts on the word before it
+    assert marks('end."') == {"."} and marks("(word)") == set() and marks("Paris,") == {","}
+    assert marks("stop!;") == {"!", ";"} and marks("U.S.,") == {".", ","}
 
 
 def test_missing_comma():
@@ -100,13 +104,14 @@ def test_empty_sides():
                                                         "insertions": 2, "hits": 0, "reference_words": 0}  # fmt: skip
     assert word_error_rate(["two words"], [""])["wer"] == 1.0
     assert summary(compute_all([REF], ["   "], entity_mode="tags"))["entity_f1"] == 0.0
+    assert entity_scores(["plain"], ["text"])["micro"] | {"support": 0} == entity_scores(["plain"], ["text"])["micro"]
     assert entity_scores(["plain"], ["text"])["micro"]["f1"] == 1.0  # no entity on either side
     assert align([], ["a"])[0].op == "insert"
 
 
 def test_bad_tags_and_other_scripts():
-    assert tagged_words("[PERSON]Bob and [GPE]Paris[/GPE] [/ORG]x")[1] == ["B-PERSON", "I-PERSON", "B-GPE", "O"]
-    assert tagged_words("[FOO]x[/FOO]") == (["x"], ["O"])  # unknown tags: text kept, no entity
+    assert parse("[PERSON]Bob and [GPE]Paris[/GPE] [/ORG]x")[1] == ["B-PERSON", "I-PERSON", "B-GPE", "O"]
+    assert parse("[FOO]x[/FOO]") == (["[FOO]x[/FOO]"], ["O"])  # unknown tags are text: no entity
     result = compute_all(["Hello world."], ["Привет мир."], entity_mode="tags")
     assert result["wer_orthographic"]["wer"] == 1.0
     odd = compute_all(["¿Qué tal, amigo?"], ["¿Qué tal， amigo?"], entity_mode="tags")  # fullwidth comma
@@ -138,8 +143,8 @@ def test_entity_f1_equals_seqeval_on_the_aligned_iob():
         "No [GPE]entity[/GPE].",
     ]
     ours = entity_scores(refs, hyps)["micro"]["f1"]
-    aligned = [aligned_iob(r, h) for r, h in zip(refs, hyps, strict=True)]
-    theirs = f1_score([a["y_true"] for a in aligned], [a["y_pred"] for a in aligned], mode="strict", scheme=IOB2)
+    aligned = [aligned_iob(align_texts(r, h)) for r, h in zip(refs, hyps, strict=True)]
+    theirs = f1_score([t for t, _ in aligned], [p for _, p in aligned], mode="strict", scheme=IOB2)
     assert ours == pytest.approx(theirs) and 0 < ours < 1
 
 
@@ -176,3 +181,174 @@ def test_compute_metrics_for_the_trainer(tiny_en):
     scores = compute_metrics_factory(tokenizer)(EvalPrediction(predictions=predictions, label_ids=labels))
     assert scores["wer"] == 0.0 and scores["wer_orthographic"] > 0 and scores["capitalization_f1"] < 1.0
     assert scores["comma_f1"] == 0.0 and scores["period_f1"] == 1.0
+
+
+# --- the cases of the metrics-trust issue, each failing before its fix -------------------------------------------
+
+
+def test_an_unbalanced_bracket_erases_nothing():
+    middle = " ".join(f"word{c}" for c in "abcdefghijklmnopqrstuvwxyz" * 4)
+    ref = f"A [note] one. {middle} B [two] end."
+    hyp = f"A [note one. {middle} B [two] end."  # the hypothesis lost one "]"
+    assert word_error_rate([ref], [hyp], "normalised")["wer"] == 0.0
+
+
+def test_spoken_parentheses_are_words():
+    ref, hyp = "Kimono (着物, lit. thing to wear) is a garment.", "Kimono is a garment."
+    result = word_error_rate([ref], [hyp], "normalised")
+    assert (result["wer"], result["deletions"], result["reference_words"]) == (5 / 9, 5, 9)
+
+
+def test_a_gap_inside_an_entity_splits_it():
+    ref = "[PERSON]David Bowie[/PERSON] sang in [GPE]Japan[/GPE]."
+    hyp = "[PERSON]David[/PERSON] Robert Bowie sang in [GPE]Japan[/GPE]."
+    result = entity_scores([ref], [hyp])
+    assert result["micro"]["f1"] == 0.5 and result["per_type"]["PERSON"]["f1"] == 0.0
+    # the same gap on the other side: a reference word missing inside a hypothesis entity
+    deleted = entity_scores(["[PERSON]David[/PERSON] Robert Bowie sang."], ["[PERSON]David Bowie[/PERSON] sang."])
+    assert deleted["micro"]["f1"] == 0.0
+    # a word inserted next to an entity (not between two of its words) leaves it whole
+    assert entity_scores([ref], ["Well [PERSON]David Bowie[/PERSON] sang in [GPE]Japan[/GPE]."])["micro"]["f1"] == 1
+
+
+def test_paper_tag_syntax_is_read():
+    ref = "<PERSON>Bob Dylan</PERSON> sang in <GPE>Paris</GPE>."
+    scores = summary(compute_all([ref], ["[PERSON]Bob Dylan[/PERSON] sang in [GPE]Paris[/GPE]."], "tags"))
+    assert scores["entity_f1"] == 1.0 and scores["wer_orthographic"] == 0.0 and scores["capitalization_f1"] == 1.0
+    assert words("See section [A] now.") == ["See", "section", "[A]", "now."]  # not a type: a word
+
+
+def test_capitalization_of_an_empty_hypothesis_is_not_perfect():
+    result = capitalization_scores(["The Cat sat."], [""])
+    assert result["f1"] == 0.0 and result["pairs"] == 0 and result["defined"] is False
+    assert capitalization_scores([""], [""])["f1"] == 1.0  # identical empty texts
+
+
+def test_entity_mode_is_recorded_and_can_be_forced():
+    forced = compute_all([REF], ["Albert Einstein was born in Ulm, on 14 March 1879."], entity_mode="tags")
+    assert forced["entity_mode"] == forced["entities"]["mode"] == "tags" and forced["entities"]["micro"]["f1"] == 0
+    with pytest.raises(ValueError, match="auto, tags or tagger"):
+        compute_all([REF], [REF], entity_mode="spacy")
+
+
+def test_entity_formatting_reads_each_entity_once():
+    # many entities: each reads exactly its own aligned words (found by bisection along the alignment)
+    n = 2000
+    ref = " ".join(f"[PERSON]Ann{i} Lee[/PERSON] met" for i in range(n))
+    hyp = " ".join(f"Ann{i} Lee met" if i % 2 else f"Ann{i} X Lee met" for i in range(n))
+    result = entity_scores([ref], [hyp])
+    assert result["formatting"]["PERSON"]["count"] == n
+    from rapidfuzz.distance import JaroWinkler
+
+    expected = (sum(JaroWinkler.similarity(f"Ann{i} Lee", f"Ann{i} X Lee") for i in range(0, n, 2)) + n / 2) / n
+    assert result["formatting"]["PERSON"]["jaro_winkler"] == pytest.approx(expected)
+
+
+def test_marks_of_word_less_tokens_and_double_marks_count():
+    result = punctuation_scores(["He left ], and stop!; now."], ["He left, and stop now."])
+    assert result["per_mark"][","]["tp"] == 1  # "]," glued to "left"
+    assert result["per_mark"]["!"]["fn"] == 1 and result["per_mark"][";"]["fn"] == 1  # both marks of "stop!;"
+    assert result["punctuation_error_rate"] == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize("name,ref,hyp,mode,expected", [c for c in CASES if c[3] == "tags"], ids=lambda v: "")
+def test_hostile_corpus(name, ref, hyp, mode, expected):
+    assert summary(compute_all([ref], [hyp], entity_mode=mode)) == pytest.approx(expected), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,ref,hyp,mode,expected", [c for c in CASES if c[3] == "tagger"], ids=lambda v: "")
+def test_hostile_corpus_with_the_tagger(name, ref, hyp, mode, expected):
+    assert summary(compute_all([ref], [hyp], entity_mode=mode)) == pytest.approx(expected), name
+
+
+def test_normalised_wer_with_unbalanced_brackets_follows_the_orthographic_errors():
+    rng = random.Random(1)
+    vocab = "the cat sat on a mat dog ran far away home river town".split()
+    brackets = list("()[]<>{}")
+
+    def text():
+        out = []
+        for _ in range(rng.randint(5, 40)):
+            out.append(rng.choice(vocab))
+            if rng.random() < 0.15:
+                out.append(rng.choice(brackets))
+        return " ".join(out)
+
+    refs = [text() for _ in range(200)]
+    hyps = [" ".join(w for w in r.split() if rng.random() > 0.1) for r in refs]
+    normalised = word_error_rate(refs, hyps, "normalised")["wer"]
+    orthographic = word_error_rate(refs, hyps, "orthographic")["wer"]
+    assert normalised > 0 and abs(normalised - orthographic) <= 0.02
+
+
+def test_loops_and_drops():
+    from hf_whisper_context.metrics import loop_scores
+    from hf_whisper_context.metrics.loops import repeated_runs
+
+    assert repeated_runs("a b b b b c".split()) == [(1, 1, 4)]
+    assert repeated_runs("x of the of the of the of the y".split()) == [(1, 2, 4)]
+    assert repeated_runs("a a a b".split()) == []  # three times is not a loop
+    ref = "one two three four five six"
+    scores = loop_scores([ref], ["one two three four " + "la " * 12 + "five six"])
+    assert scores["loops"] == 1 and scores["loop_words"] == 11 and scores["insertion_bursts"] == 1
+    assert scores["deletion_runs"] == 0
+    dropped = loop_scores([ref + " seven" * 30], [ref])
+    assert (dropped["deletion_runs"], dropped["deletion_run_words"], dropped["loops"]) == (1, 30, 0)
+
+
+def test_windows_add_up_to_the_corpus():
+    ref = "[PERSON]Ann Lee[/PERSON] met Bob, in Paris. " * 20
+    hyp = "Ann Lee met bob in [GPE]Paris[/GPE] today. " * 20
+    result = compute_all([ref], [hyp], entity_mode="tags", window_words=7)
+    windows = result["windows"][0]
+    assert len(windows) == 18  # 120 reference words, 7 per window
+    summed = {}
+    for w in windows:
+        for k, v in w.items():
+            summed[k] = summed.get(k, 0) + v
+    for key, value in result["counts"].items():
+        if not key.startswith("norm_"):  # normalised WER is aligned per window: close, not equal
+            assert summed[key] == pytest.approx(value), key
+
+
+def _run(refs, hyps, window_words=10):
+    """A minimal `evaluate_longform` run for `compare`."""
+    from hf_whisper_context.evaluation import article_entry
+
+    articles = [article_entry(f"a{i}", r, h, window_words) for i, (r, h) in enumerate(zip(refs, hyps, strict=True))]
+    return {"articles": articles, "corpus": compute_all(refs, hyps, "tags")}
+
+
+def test_compare_finds_a_real_difference_and_not_a_fake_one():
+    from hf_whisper_context.metrics.compare import compare
+
+    rng = random.Random(0)
+    vocab = "the cat sat on a mat dog ran far away home river town".split()
+    refs = [" ".join(rng.choice(vocab) for _ in range(200)) for _ in range(5)]
+
+    def noisy(text, p):
+        return " ".join(w if rng.random() > p else rng.choice(vocab) for w in text.split())
+
+    good, bad = _run(refs, [noisy(r, 0.05) for r in refs]), _run(refs, [noisy(r, 0.3) for r in refs])
+    result = compare([bad], [good], names=("bad", "good"))
+    wer = result["metrics"]["wer"]
+    assert result["unit"] == "window" and result["units"] == 100
+    assert wer["difference"] < 0 and wer["ci_high"] < 0 and wer["better"] == "good"
+    same = compare([good], [good])
+    assert same["metrics"]["wer"]["difference"] == 0 and not same["metrics"]["wer"]["excludes_zero"]
+    assert compare([good], [bad], seed=3) == compare([good], [bad], seed=3)  # seeded: deterministic
+    seeds = compare([bad, bad], [good, _run(refs, [noisy(r, 0.05) for r in refs])])
+    assert seeds["seeds"] == 2 and seeds["metrics"]["wer"]["better"] == "B"
+
+
+def test_compare_refuses_other_test_sets():
+    from hf_whisper_context.metrics.compare import CompareError, compare
+
+    a = _run(["one two three", "four five"], ["one two three", "four five"])
+    b = _run(["one two three", "four five six"], ["one two three", "four five"])
+    with pytest.raises(CompareError, match="another reference text"):
+        compare([a], [b])
+    c = _run(["one two three"], ["one two three"])
+    with pytest.raises(CompareError, match=r"only in the first: \['a1'\]"):
+        compare([a], [c])

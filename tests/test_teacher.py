@@ -16,11 +16,11 @@ from hf_whisper_context.teacher.cache import (
     CacheError,
     TeacherCache,
     cache_teacher,
-    encode_window,
     fingerprint,
     teacher_identity,
 )
 from hf_whisper_context.teacher.load import TeacherError, ensure_pad_token, quantization_config
+from hf_whisper_context.teacher.window import WindowError, encode_window, max_tokens, teacher_outputs
 
 CHUNKS = Path(__file__).parent / "fixtures" / "swc_english_chunks" / "example_chunk.jsonl"
 
@@ -95,8 +95,31 @@ def test_context_is_trimmed_symmetrically_never_the_chunk(tokenizer):
     assert window["input_ids"][window["chunk_start"] : window["chunk_start"] + len(alone)] == alone
     short = encode_window(tokenizer, "two words", text, long_side, 64)  # a short side gives its room to the other
     assert short["context_tokens"][0] == 2 and len(short["input_ids"]) == 64
-    with pytest.raises(CacheError, match="chunk text alone"):
+    with pytest.raises(WindowError, match="chunk text alone"):
         encode_window(tokenizer, "", long_side, "", 64)
+
+
+def test_live_and_cached_windows_are_identical(tiny_llama, tokenizer, chunks, tmp_path):
+    """The live teacher (the collator's windows, run by the trainer) reads exactly what the cache read."""
+    from transformers import WhisperProcessor
+
+    from hf_whisper_context.collator import DistillationCollator
+
+    config = CacheConfig(k=8, context_words=64)
+    cache = TeacherCache(cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config))
+    processor = WhisperProcessor.from_pretrained(bundled.whisper("tiny.en"))
+    collator = DistillationCollator(processor, teacher_tokenizer=tokenizer, context_words=config.context_words)
+    rows = [{**chunks[i], "row_index": i, "audio": {"array": np.zeros(16000, dtype=np.float32)}} for i in (0, 3, 11)]
+    windows = collator(rows)["teacher_windows"]
+    assert max_tokens(tokenizer) == 4096 == max_tokens(tokenizer, None)
+    live = teacher_outputs(tiny_llama, windows, config.k, config.pooling, config.layer, tokenizer.pad_token_id)
+    for row, window, out in zip(rows, windows, live, strict=True):
+        cached = cache[row["row_index"]]
+        start = window["chunk_start"]
+        assert window["input_ids"][start : start + window["chunk_len"]] == cached["token_ids"].tolist()
+        assert [tuple(s) for s in cached["spans"].tolist()] == window["spans"]
+        np.testing.assert_array_equal(out["topk_ids"].numpy(), cached["topk_ids"])
+        np.testing.assert_allclose(out["embedding"].numpy(), cached["embedding"].astype(np.float32), atol=2e-3)
 
 
 def test_interrupted_then_resumed_equals_one_run(tiny_llama, tokenizer, chunks, tmp_path):
@@ -191,8 +214,17 @@ def test_real_teacher_reads_the_context(corpus):
     import math
 
     from hf_whisper_context.data.dataset import load_swc
-    from hf_whisper_context.teacher.cache import chunk_nll
     from hf_whisper_context.teacher.load import load_teacher
+
+    def chunk_nll(model, tokenizer, before: str, text: str) -> tuple[float, int]:
+        """Summed NLL (nats) of the chunk's tokens after `before` (its first token never scored, so that runs with
+        and without context score the same tokens), and how many were scored."""
+        window = encode_window(tokenizer, before, text, "", 2048)
+        ids = torch.tensor([window["input_ids"]])
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
+        start, n = window["chunk_start"], window["chunk_len"]
+        return -float(logprobs[start : start + n - 1].gather(1, ids[0, start + 1 : start + n, None]).sum()), n - 1
 
     model, tokenizer = load_teacher("smollm2-135m")
     rows = [r for r in load_swc(corpus, test_articles=1)["train"] if r["context_before"]]
@@ -238,3 +270,17 @@ def test_cache_command(corpus, tiny_llama, tokenizer, tmp_path, capsys):
     assert "train: cached in" in capsys.readouterr().out
     cache = TeacherCache(tmp_path / "cache" / "train")
     assert cache[0]["topk_ids"].shape[1] == 4 and cache.info["identity"]["teacher"] == str(tmp_path / "tiny")
+
+
+def test_adaptation_is_deterministic(tiny_llama, tokenizer, chunks, tmp_path):
+    """The same seed gives the same adapter and tag rows, byte for byte (on CPU), whatever ran before."""
+    from hf_whisper_context.teacher.adapt import adapt_teacher
+
+    tiny_llama.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    texts = [f"[PERSON]{t}[/PERSON] and more." for t in chunks["text"] if t.strip()]
+    for run in ("a", "b"):
+        torch.randn(7)  # the global RNG is in another state for the second run
+        adapt_teacher(texts, tmp_path / run, str(tmp_path / "base"), max_steps=2, batch_size=2, max_length=32)
+    for name in ("adapter_model.safetensors", "tag_embeddings.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -100,9 +100,59 @@ def test_paper_mode_trains_with_its_own_terms(parts, tmp_path):
     trainer = _trainer(parts, tmp_path, max_steps=3, distill_mode="paper", lora_r=4)
     trainer.train()
     logs = _losses(trainer)
-    assert all({"ce", "paper_kd", "paper_ot", "rep"} <= set(h) and "kd_ot" not in h for h in logs)
+    assert all({"ce", "paper_kd", "paper_ot", "paper_rep"} <= set(h) and "kd_ot" not in h for h in logs)
     assert all(np.isfinite(h["loss"]) for h in logs)
     assert any("distill_paper" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+
+
+def test_base_kl_guard_starts_at_zero_and_grows(parts, tmp_path):
+    """The forgetting guard: KL(off-the-shelf || student) is 0 before the student moves (LoRA's B starts at 0; a
+    fully fine-tuned student is compared with a frozen copy), then grows as it trains."""
+    for extra in ({"lora_r": 4, "lora_alpha": 8}, {}):
+        trainer = _trainer(parts, tmp_path / str(len(extra)), max_steps=4, base_kl_weight=0.5, learning_rate=3e-2,
+                           **extra)  # fmt: skip
+        trainer.train()
+        kl = [h["base_kl"] for h in _losses(trainer)]
+        assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[-1] > 1e-4, (extra, kl)
+        assert (trainer.base_model is None) == bool(extra)
+
+
+def test_vocab_map_must_come_from_the_caching_tokenizer(parts, tmp_path):
+    """A cache written by an adapted teacher (42 tag tokens more) and a map built from the base tokenizer: refused,
+    naming both; the cache's own map covers every LM-head row, also for a padded head (Qwen2-style)."""
+    import copy
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from hf_whisper_context.data.entities import add_tag_tokens
+    from hf_whisper_context.teacher.cache import CacheError
+
+    tagged = copy.deepcopy(parts.teacher_tokenizer)
+    add_tag_tokens(tagged)
+    config = LlamaConfig(
+        vocab_size=len(tagged) + 30,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )  # a head padded beyond the tokenizer
+    torch.manual_seed(0)
+    teacher = LlamaForCausalLM(config).eval()
+    data = Dataset.from_dict({"text": [r["text"] for r in parts.rows]})
+    cache = TeacherCache(cache_teacher(data, teacher, tagged, tmp_path / "cache", CacheConfig(k=8)))
+    with pytest.raises(CacheError, match="LM-head rows"):
+        cache.check_vocab_map(parts.vocab_map)
+    with pytest.raises(CacheError, match=r"not by .*smollm2.*build the vocabulary map"):
+        cache.check_tokenizer(parts.teacher_tokenizer)
+    cache.check_tokenizer(tagged)
+    vocab_map, _ = cache.vocab_map(parts.processor.tokenizer)
+    assert len(vocab_map) == len(tagged) + 30 == cache.info["lm_head_rows"]
+    cache.check_vocab_map(vocab_map)
+    args = ContextDistillTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    with pytest.raises(CacheError, match="LM-head rows"):
+        ContextDistillTrainer(model=_model(), args=args, train_dataset=parts.rows, vocab_map=parts.vocab_map,
+                              teacher_dim=16, data_collator=DistillationCollator(parts.processor, cache))  # fmt: skip
 
 
 def test_live_teacher_gives_the_cached_losses(parts, tmp_path):
@@ -118,7 +168,7 @@ def test_live_teacher_gives_the_cached_losses(parts, tmp_path):
 
 
 def test_lora_trains_adapters_projector_and_tag_rows_only(parts, tmp_path):
-    from hf_whisper_context.data.entities import TAG_TOKENS
+    from hf_whisper_context.tags import TAG_TOKENS
 
     tag_ids = [51864 - 42 + i for i in range(42)]  # pretend the last 42 rows are the tag tokens
     trainer = _trainer(parts, tmp_path, max_steps=2, lora_r=4, lora_alpha=8)
@@ -136,9 +186,9 @@ def test_lora_trains_adapters_projector_and_tag_rows_only(parts, tmp_path):
     moved = (before[embedding] != after[embedding]).any(-1).nonzero()[:, 0].tolist()
     assert moved and set(moved) <= set(tag_ids)  # only the tag rows of the embeddings train
     assert len(TAG_TOKENS) == 42
-    from hf_whisper_context.lora import apply_lora
+    from hf_whisper_context.lora import apply_lora, lora_config
 
-    half = apply_lora(_model().to(torch.bfloat16), r=2, alpha=4)  # adapters follow the model's dtype
+    half = apply_lora(_model().to(torch.bfloat16), lora_config(2, 4))  # adapters follow the model's dtype
     assert {p.dtype for n, p in half.named_parameters() if "lora_" in n} == {torch.bfloat16}
 
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..tags import Span
+from ..tags import render as render_tags
 from .swc import Article, resolved_tails
 
-Span = tuple[int, int, str]
 UNTIMED_MS = 400.0  # a generous spoken-word length
+SEGMENT_PAUSE_MS = 500.0  # a timestamped segment ends at a sentence end or at a pause at least this long
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,24 @@ class FlatArticle:
     end_ms: np.ndarray
     entities: list[Span]  # token index start, end (exclusive), type
     word_starts: np.ndarray  # bool per token: a new whitespace word begins here
+    sentence_ends: np.ndarray  # bool per token: the last token of a sentence
 
     def render(self, lo: int, hi: int, tags: bool = False) -> str:
         """Text of tokens lo..hi-1 (with inline entity tags if `tags`)."""
-        opening = {s: t for s, _, t in self.entities} if tags else {}
-        closing = {e: t for _, e, t in self.entities} if tags else {}
-        out = []
+        entity_at = {s: (e, t) for s, e, t in self.entities} if tags else {}
+        pieces, spans, pos, current = [], [], 0, None
         for i in range(lo, hi):
-            out.append(f"[{opening[i]}]" if i in opening else "")
-            out.append(self.texts[i])
-            out.append(f"[/{closing[i + 1]}]" if i + 1 in closing else "")
-            out.append(self.tails[i] if i + 1 < hi else "")
-        return "".join(out).strip()
+            if i in entity_at:
+                current = (pos, *entity_at[i])
+            pieces.append(self.texts[i])
+            pos += len(self.texts[i])
+            if current is not None and (i + 1 == current[1] or i + 1 == hi):
+                spans.append((current[0], pos, current[2]))
+                current = None
+            tail = self.tails[i] if i + 1 < hi else ""
+            pieces.append(tail)
+            pos += len(tail)
+        return render_tags("".join(pieces), spans).strip()
 
 
 def interpolate_times(start: list[int | None], end: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +101,7 @@ def interpolate_times(start: list[int | None], end: list[int | None]) -> tuple[n
 
 def flatten(article: Article, sentence_spans: list[list[Span]] | None = None) -> FlatArticle:
     """Flatten an article; `sentence_spans` are character spans per sentence (from `EntityTagger.tag`)."""
-    texts, tails, starts, ends, entities, word_starts = [], [], [], [], [], []
+    texts, tails, starts, ends, entities, word_starts, sentence_ends = [], [], [], [], [], [], []
     for k, sentence in enumerate(article.sentences):
         offset = len(texts)
         s_tails = resolved_tails(sentence.tokens)
@@ -108,12 +116,16 @@ def flatten(article: Article, sentence_spans: list[list[Span]] | None = None) ->
             tails.append(tail)
             starts.append(tok.start_ms)
             ends.append(tok.end_ms)
+            sentence_ends.append(False)
+        if sentence.tokens:
+            sentence_ends[-1] = True
         for c_start, c_end, label in sentence_spans[k] if sentence_spans else []:
             covered = [i for i, (a, b) in enumerate(positions) if a < c_end and c_start < b]
             if covered:
                 entities.append((offset + covered[0], offset + covered[-1] + 1, label))
     s, e = interpolate_times(starts, ends)
-    return FlatArticle(texts, tails, s, e, entities, np.array(word_starts, dtype=bool))
+    return FlatArticle(texts, tails, s, e, entities, np.array(word_starts, dtype=bool),
+                       np.array(sentence_ends, dtype=bool))  # fmt: skip
 
 
 def _units(flat: FlatArticle) -> list[tuple[int, int]]:
@@ -131,7 +143,10 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig()) -> lis
 
     Each chunk: `tokens` (lo, hi) of its whole audio and `middle` (lo, hi); `start_ms`/`end_ms` of its audio;
     `text`, `text_tagged`, `middle_text`, `middle_text_tagged`; `text_timestamps` (the middle marked with Whisper
-    timestamp tokens relative to the audio start); `context_before`/`context_after` (half of `context_words` each).
+    timestamp tokens relative to the audio start); `text_segments`/`text_tagged_segments` (the whole text as Whisper
+    writes it with timestamps: `<|t0|> segment<|t1|><|t2|> next segment<|t3|>`, segments ending at sentence ends
+    and pauses, times relative to the audio start on the 0.02 s grid); `context_before`/`context_after` (half of
+    `context_words` each).
     """
     units = _units(flat)
     u_start = np.array([flat.start_ms[a] for a, _ in units])
@@ -169,6 +184,8 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig()) -> lis
             }
         )
         chunks[-1]["text_timestamps"] = _with_timestamps(flat, chunks[-1], config.timestamp_precision_s)
+        for tags, key in ((False, "text_segments"), (True, "text_tagged_segments")):
+            chunks[-1][key] = _segments(flat, units[left : right + 1], start_ms, config.timestamp_precision_s, tags)
         i = j + 1
     return chunks
 
@@ -186,6 +203,26 @@ def _context(flat: FlatArticle, word_index: np.ndarray, edge: int, n_words: int)
     last_word = word_index[edge] + n_words
     hi = int(np.searchsorted(word_index, last_word, side="left"))
     return flat.render(edge, hi)
+
+
+def _stamp(ms: float, precision_s: float) -> str:
+    return f"<|{min(max(round(ms / 1000 / precision_s) * precision_s, 0.0), 30.0):.2f}|>"
+
+
+def _segments(flat: FlatArticle, units: list[tuple[int, int]], origin_ms: float, precision_s: float,
+              tags: bool) -> str:  # fmt: skip
+    """The units' text as Whisper writes it with timestamps, one segment per sentence or pause-delimited phrase."""
+    out, first = [], 0
+    for k, (a, b) in enumerate(units):
+        last = k + 1 == len(units)
+        pause = 0.0 if last else flat.start_ms[units[k + 1][0]] - flat.end_ms[a:b].max()
+        if not last and not flat.sentence_ends[b - 1] and pause < SEGMENT_PAUSE_MS:
+            continue
+        lo, hi = units[first][0], b
+        start, end = flat.start_ms[lo] - origin_ms, flat.end_ms[lo:hi].max() - origin_ms
+        out.append(f"{_stamp(start, precision_s)} {flat.render(lo, hi, tags)}{_stamp(end, precision_s)}")
+        first = k + 1
+    return "".join(out)
 
 
 def _with_timestamps(flat: FlatArticle, chunk: dict, precision_s: float) -> str:

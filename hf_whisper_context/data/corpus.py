@@ -48,7 +48,7 @@ _NON_PROSE = re.compile(r"^\s*[*#;:|{!]")  # list, definition, indent and table 
 
 @dataclass
 class CorpusConfig:
-    articles: int = 15
+    articles: int = 20
     tts: str = "flite"
     voices: tuple[str, ...] = ()  # default: every voice of the engine in VOICES
     rates: tuple[float, ...] = (0.9, 1.0, 1.1)

@@ -27,7 +27,7 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "2"
+DATA_VERSION = "3"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
 
@@ -124,6 +124,8 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 "text": chunk["text"],
                 "text_tagged": chunk["text_tagged"],
                 "text_timestamps": chunk["text_timestamps"],
+                "text_segments": chunk["text_segments"],
+                "text_tagged_segments": chunk["text_tagged_segments"],
                 "middle_text": chunk["middle_text"],
                 "middle_text_tagged": chunk["middle_text_tagged"],
                 "context_before": chunk["context_before"],
@@ -180,7 +182,8 @@ def load_swc(
     Columns: row_index (position in the split), article_id, title, chunk_index, n_chunks,
     audio_path/audio_start_s/audio_end_s (file segments, seconds
     into each file), start_s/end_s and middle_start_s/middle_end_s (article timeline), text, text_tagged,
-    text_timestamps, middle_text, middle_text_tagged, context_before, context_after, middle_entities.
+    text_timestamps, text_segments, text_tagged_segments (targets with Whisper timestamps), middle_text,
+    middle_text_tagged, context_before, context_after, middle_entities.
     """
     from datasets import DatasetDict
 

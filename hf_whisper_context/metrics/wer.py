@@ -1,7 +1,10 @@
 """Word error rate, corpus level: sum of (S + D + I) over sum of reference words, with the counts.
 
-- "orthographic": case- and punctuation-sensitive words after the shared clean-up (tags stripped);
-- "normalised": Whisper's English normaliser (with its British -> American spelling map) on tag-stripped text.
+- "orthographic": case- and punctuation-sensitive, counted along the shared lexical alignment: a substituted word,
+  or a lexically equal pair written differently ("paris" for "Paris,"), is a substitution;
+- "normalised": Whisper's English normaliser (with its British -> American spelling map) on the cleaned text in
+  Unicode NFKC form, with brackets and parentheses read as word breaks (never as spans to drop), aligned by jiwer on
+  the normalised words.
 
 A pair with an empty reference adds its hypothesis words as insertions; when the whole corpus has no reference word,
 WER is 0.0 with no insertions and 1.0 otherwise (jiwer and `evaluate` raise there).
@@ -9,10 +12,15 @@ WER is 0.0 with no insertions and 1.0 otherwise (jiwer and `evaluate` raise ther
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
-from .alignment import clean, words
+from .alignment import Aligned, align_texts, clean, edit_opcodes, without_brackets
+from .counts import Event, error_rate, total
+
+KINDS = {"orthographic": "orth", "normalised": "norm"}
+OPS = ("sub", "del", "ins", "hit")
 
 
 @lru_cache(maxsize=1)
@@ -24,32 +32,48 @@ def whisper_normalizer():
     return EnglishTextNormalizer(english_spelling_map())
 
 
-def _counts(reference: list[str], hypothesis: list[str]) -> dict:
-    import jiwer
+def normalised_words(text: str) -> list[str]:
+    # NFKC first: the normaliser drops an ASCII sentence-final "." but keeps a fullwidth one ("．" -> "world.")
+    return whisper_normalizer()(without_brackets(unicodedata.normalize("NFKC", clean(text)))).split()
 
-    if not reference or not hypothesis:
-        return {"substitutions": 0, "deletions": len(reference), "insertions": len(hypothesis), "hits": 0}
-    out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
-    return {"substitutions": out.substitutions, "deletions": out.deletions, "insertions": out.insertions,
-            "hits": out.hits}  # fmt: skip
+
+def orthographic_events(a: Aligned) -> list[Event]:
+    events = []
+    for i, p in enumerate(a.pairs):
+        if p.op in ("insert", "delete"):
+            events.append((i, f"orth_{p.op[:3]}", 1))
+        else:
+            events.append((i, "orth_hit" if a.ref[p.ref] == a.hyp[p.hyp] else "orth_sub", 1))
+    return events
+
+
+def normalised_counts(reference_words: list[str], hypothesis_words: list[str]) -> dict[str, int]:
+    """S/D/I/hit of normalised word lists, as `norm_*` counters (the counts `jiwer.process_words` gives)."""
+    counts = dict.fromkeys(("norm_sub", "norm_del", "norm_ins", "norm_hit"), 0)
+    names = {"replace": "norm_sub", "delete": "norm_del", "insert": "norm_ins", "equal": "norm_hit"}
+    for tag, i1, i2, j1, j2 in edit_opcodes(reference_words, hypothesis_words):
+        counts[names[tag]] += j2 - j1 if tag == "insert" else i2 - i1
+    return counts
+
+
+def wer_from_counts(counts: Mapping, normalization: str = "orthographic") -> dict:
+    prefix = KINDS[normalization]
+    s, d, i, h = (counts.get(f"{prefix}_{op}", 0) for op in OPS)
+    n_ref, errors = s + d + h, s + d + i
+    return {"wer": error_rate(errors, n_ref), "substitutions": s, "deletions": d, "insertions": i,
+            "hits": h, "reference_words": n_ref}  # fmt: skip
 
 
 def word_error_rate(references: Sequence[str], predictions: Sequence[str], normalization="orthographic") -> dict:
     """Corpus WER of `predictions` against `references` with S/D/I/hit counts and the number of reference words."""
     if len(references) != len(predictions):
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
-    if normalization == "orthographic":
-        split = words
-    elif normalization == "normalised":
-        normalizer = whisper_normalizer()
-        split = lambda text: normalizer(clean(text)).split()  # noqa: E731
-    else:
+    if normalization not in KINDS:
         raise ValueError(f"normalization must be 'orthographic' or 'normalised', not {normalization!r}")
-    total = {"substitutions": 0, "deletions": 0, "insertions": 0, "hits": 0}
+    counts = total([])
     for ref, hyp in zip(references, predictions, strict=True):
-        for key, value in _counts(split(ref), split(hyp)).items():
-            total[key] += value
-    n_ref = total["substitutions"] + total["deletions"] + total["hits"]
-    errors = total["substitutions"] + total["deletions"] + total["insertions"]
-    wer = errors / n_ref if n_ref else float(errors > 0)
-    return {"wer": wer, **total, "reference_words": n_ref}
+        if normalization == "orthographic":
+            total(orthographic_events(align_texts(ref, hyp)), counts)
+        else:
+            counts.update(normalised_counts(normalised_words(ref), normalised_words(hyp)))
+    return wer_from_counts(counts, normalization)

@@ -7,7 +7,7 @@ the model stays frozen. The adapter is saved with its tokenizer; `merge=True` al
 The tag rows are trained in place - the embedding matrix is made trainable and a gradient hook zeroes every other
 row - rather than with peft's `trainable_token_indices`: TRL's fused LM head reads `lm_head.weight` directly, which
 bypasses peft's token wrapper on tied-embedding models such as SmolLM2 (and fails on its missing `bias`). The rows
-are saved beside the adapter as `tag_embeddings.safetensors` and restored by `load_teacher(adapter=...)`.
+are saved beside the adapter as `TAG_ROWS_FILE` and restored by `load_teacher(adapter=...)`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import logging
 import math
 from pathlib import Path
 
-from ..data.entities import TAG_TOKENS, add_tag_tokens
+from ..data.entities import add_tag_tokens
 from ..lora import train_rows_only
+from ..tags import CLOSING_TAG_TOKENS, TAG_ROWS_FILE, TAG_TOKENS
 from .load import ensure_pad_token, quantization_config, resolve_teacher
 
 logger = logging.getLogger(__name__)
-
-
-TAG_ROWS_FILE = "tag_embeddings.safetensors"
 
 
 def tagged_passages(texts, words_per_passage: int = 200) -> list[str]:
@@ -46,7 +44,7 @@ def closing_tag_probability(model, tokenizer, texts: list[str], max_length: int 
     """Mean probability the model gives each closing tag token where it truly comes in `texts` (tagged text)."""
     import torch
 
-    closing = {tokenizer.convert_tokens_to_ids(t) for t in TAG_TOKENS if t.startswith("[/")}
+    closing = set(tokenizer.convert_tokens_to_ids(list(CLOSING_TAG_TOKENS)))
     device = next(model.parameters()).device
     probs = []
     for text in texts:
@@ -84,9 +82,10 @@ def adapt_teacher(
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
 
+    set_seed(seed)  # before the tag rows (sampled by mean resizing) and LoRA's initialisation: the same adapter
     if quantization == "auto":
         quantization = "4bit" if torch.cuda.is_available() else None
     path = resolve_teacher(teacher)

@@ -1,15 +1,15 @@
 """Cache the teacher's outputs per chunk, so training never holds the teacher in memory.
 
-For each chunk the teacher reads `context_before + chunk text + context_after` (the article around it) and stores:
+For each chunk the teacher reads its window (`teacher.window`: the chunk inside its article context) and stores:
 - the teacher token ids of the chunk text and each token's character span in that text;
 - top-k log-probabilities (fp16) and ids (int32) of the distribution *predicting* each of those tokens;
 - an embedding of the whole window (pooling "last" non-pad token or masked "mean", of hidden layer `layer`), fp16.
 
-The chunk is tokenized on its own (so its tokens never depend on the context) and the context is trimmed
-symmetrically to fit `max_length`, never the chunk. Shards of `shard_size` consecutive rows are safetensors files
-written atomically; a run resumes by skipping finished shards; with several processes each writes its own shards.
-Every shard carries the cache's fingerprint (teacher, adapter, k, window, pooling, layer, text column, text
-version, data): a changed setting never reads a stale cache.
+Shards of `shard_size` consecutive rows are safetensors files written atomically; a run resumes by skipping
+finished shards; with several processes each writes its own shards. Every shard carries the cache's fingerprint
+(teacher, adapter, k, window, pooling, layer, text column, text version, data): a changed setting never reads a
+stale cache. The teacher's tokenizer is saved with the cache (`tokenizer/`) and its LM-head rows recorded, so that
+the vocabulary map is built from the tokenizer that wrote the ids (`TeacherCache.vocab_map`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,25 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..utils import atomic_write
+from .window import max_tokens, teacher_outputs, teacher_window
+
 logger = logging.getLogger(__name__)
 
 TEXT_VERSION = "1"  # bump when the text fed to the teacher changes
+TOKENIZER_DIR = "tokenizer"
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """Identity of a tokenizer's vocabulary (ids and tokens)."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 class CacheError(ValueError):
@@ -42,7 +50,7 @@ class CacheConfig:
     pooling: str = "last"  # "last" (last non-pad token) or "mean" (masked mean) for the window embedding
     layer: int = -1  # hidden layer pooled for the embedding
     text_column: str = "text"  # the chunk text the student learns ("text" or "text_tagged")
-    max_length: int | None = None  # teacher tokens per window (default: the teacher's max positions, at most 4096)
+    max_length: int | None = None  # teacher tokens per window (default: `window.MAX_TOKENS`, at most the tokenizer's)
     batch_size: int = 8
     shard_size: int = 256
 
@@ -51,36 +59,6 @@ class CacheConfig:
             raise CacheError(f"pooling must be 'last' or 'mean', not {self.pooling!r}")
         if self.k < 1:
             raise CacheError(f"k must be >= 1, got {self.k}")
-
-
-def _words(text: str, n: int, from_end: bool) -> str:
-    words = text.split()
-    return " ".join(words[-n:] if from_end else words[:n]) if n > 0 else ""
-
-
-def encode_window(tokenizer, before: str, text: str, after: str, max_length: int) -> dict:
-    """Token ids of `before + text + after` with the chunk's position and character spans.
-
-    The chunk is tokenized alone (with a leading space when context precedes it, as inside running text); the
-    context is trimmed symmetrically (tokens nearest the chunk kept) to fit `max_length`.
-    """
-    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id else []
-    lead = " " if before else ""
-    enc = tokenizer(lead + text, add_special_tokens=False, return_offsets_mapping=True)
-    chunk_ids = enc["input_ids"]
-    spans = [(max(0, s - len(lead)), max(0, e - len(lead))) for s, e in enc["offset_mapping"]]
-    room = max_length - len(bos) - len(chunk_ids)
-    if room < 0:
-        raise CacheError(f"chunk text alone is {len(chunk_ids)} teacher tokens > max_length {max_length}")
-    left = tokenizer(before, add_special_tokens=False)["input_ids"] if before else []
-    right = tokenizer(" " + after, add_special_tokens=False)["input_ids"] if after else []
-    keep_left = min(len(left), max(room // 2, room - len(right)))
-    keep_right = min(len(right), room - keep_left)
-    left = left[len(left) - keep_left :]
-    ids = bos + left + chunk_ids + right[:keep_right]
-    start = len(bos) + len(left)
-    return {"input_ids": ids, "chunk_start": start, "chunk_len": len(chunk_ids), "spans": spans,
-            "context_tokens": (len(left), keep_right)}  # fmt: skip
 
 
 def teacher_identity(name_or_path: str, model=None, adapter: str | None = None) -> dict:
@@ -101,50 +79,6 @@ def fingerprint(identity: dict, config: CacheConfig, data_fingerprint: str) -> s
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def teacher_outputs(model, windows: list[dict], k: int, pooling: str, layer: int, pad_id: int) -> list[dict]:
-    """One padded forward pass over `encode_window` results; per window, as tensors on the model's device: the
-    chunk's `topk_logprobs`/`topk_ids` of the distribution predicting each chunk token, `valid` (False for a first
-    token with nothing before it and for NaN/inf positions), the window `embedding`, and `nonfinite` (a count)."""
-    import torch
-
-    device = next(model.parameters()).device
-    width = max(len(w["input_ids"]) for w in windows)
-    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(windows), width), dtype=torch.long)
-    for i, w in enumerate(windows):
-        ids[i, : len(w["input_ids"])] = torch.as_tensor(w["input_ids"])
-        mask[i, : len(w["input_ids"])] = 1
-    # the backbone runs over every token, the LM head only at the chunk's positions (about a fifth of the FLOPs of
-    # a SmolLM2 forward over a 750-token window would otherwise go to logits nobody reads)
-    with torch.inference_mode():
-        out = model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
-        head = model.get_output_embeddings()
-        hidden = out.hidden_states[layer].float()
-        results = []
-        for i, w in enumerate(windows):
-            n, start, length = len(w["input_ids"]), int(w["chunk_start"]), int(w["chunk_len"])
-            # the distribution predicting token p is the output at p - 1; a chunk at position 0 has none for its first
-            positions = torch.arange(start - 1, start + length - 1, device=device)
-            results.append(_chunk_outputs(head(out.last_hidden_state[i, positions.clamp(min=0)]), positions,
-                                          hidden[i, :n], k, pooling))  # fmt: skip
-    return results
-
-
-def _chunk_outputs(logits, positions, hidden, k: int, pooling: str) -> dict:
-    import torch
-
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    finite = torch.isfinite(logprobs).all(dim=-1)
-    top = torch.topk(torch.nan_to_num(logprobs, nan=-1e4, neginf=-1e4), k, dim=-1)
-    return {
-        "topk_logprobs": top.values.clamp(min=-1e4),
-        "topk_ids": top.indices,
-        "valid": (positions >= 0) & finite,
-        "embedding": hidden[-1] if pooling == "last" else hidden.mean(dim=0),
-        "nonfinite": int((~finite).sum()),
-    }
-
-
 def _forward(model, batch: list[dict], config: CacheConfig, pad_id: int) -> list[dict]:
     """`teacher_outputs` stored as the cache stores them: fp16 values, int32 ids, numpy."""
     import torch
@@ -163,7 +97,7 @@ def _shard_path(out: Path, index: int) -> Path:
 
 
 def _write_shard(path: Path, rows: list[dict], fp: str) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     lengths = np.array([len(r["token_ids"]) for r in rows], dtype=np.int64)
     tensors = {
@@ -176,14 +110,7 @@ def _write_shard(path: Path, rows: list[dict], fp: str) -> None:
         "valid": np.concatenate([r["valid"] for r in rows]).astype(np.uint8),
         "embedding": np.stack([r["embedding"] for r in rows]),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"fingerprint": fp})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, save(tensors, metadata={"fingerprint": fp}))
 
 
 def _shard_fingerprint(path: Path) -> str | None:
@@ -230,16 +157,18 @@ def cache_teacher(
                 "teacher, k, window, pooling, layer or data); use another folder or delete it"
             )
     elif process_index == 0:
+        tokenizer.save_pretrained(out / TOKENIZER_DIR)
         info = {"fingerprint": fp, "config": asdict(config), "identity": identity, "rows": len(dataset),
-                "shard_size": config.shard_size, "k": config.k, "data_fingerprint": data_fingerprint}  # fmt: skip
-        _atomic_json(manifest, info)
-    max_length = config.max_length or min(getattr(model.config, "max_position_embeddings", 4096), 4096)
+                "shard_size": config.shard_size, "k": config.k, "data_fingerprint": data_fingerprint,
+                "lm_head_rows": model.get_output_embeddings().weight.shape[0],
+                "tokenizer_sha256": tokenizer_hash(tokenizer)}  # fmt: skip
+        atomic_write(manifest, json.dumps(info, indent=2))
+    max_length = max_tokens(tokenizer, config.max_length)
     n_shards = math.ceil(len(dataset) / config.shard_size)
     mine = [s for s in range(n_shards) if s % num_processes == process_index]
     todo = [s for s in mine if _shard_fingerprint(_shard_path(out, s)) != fp]
     if len(todo) < len(mine):
         logger.info("resuming: %d of %d shards already cached", len(mine) - len(todo), len(mine))
-    half = config.context_words // 2
     skipped = nonfinite = tokens = 0
     started = time.perf_counter()
     bar = tqdm(total=sum(min(config.shard_size, len(dataset) - s * config.shard_size) for s in todo),
@@ -250,14 +179,10 @@ def cache_teacher(
         lo, hi = shard * config.shard_size, min(len(dataset), (shard + 1) * config.shard_size)
         rows = []
         for index in range(lo, hi):
-            row = dataset[index]
-            text = (row[config.text_column] or "").strip()
-            if not text:
+            window = teacher_window(dataset[index], tokenizer, config.context_words, max_length, config.text_column)
+            if not window:
                 skipped += 1
                 continue
-            before = _words(row.get("context_before", ""), half, from_end=True)
-            after = _words(row.get("context_after", ""), half, from_end=False)
-            window = encode_window(tokenizer, before, text, after, max_length)
             rows.append({"row_index": index, **window})
         rows.sort(key=lambda r: len(r["input_ids"]))  # batches of similar length pad little
         for b in range(0, len(rows), config.batch_size):
@@ -279,13 +204,6 @@ def cache_teacher(
     if nonfinite:
         logger.warning("%d teacher positions had NaN/inf log-probs and are masked", nonfinite)
     return out
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 class TeacherCache:
@@ -332,6 +250,40 @@ class TeacherCache:
             raise CacheError(f"the teacher cache {self.folder} was built from dataset {built_from}, not {given} "
                              "(changed data or chunking); rebuild it with `teacher cache`")  # fmt: skip
 
+    def tokenizer(self):
+        """The teacher tokenizer that wrote this cache's token ids."""
+        from transformers import AutoTokenizer
+
+        if not (self.folder / TOKENIZER_DIR).is_dir():
+            raise CacheError(f"{self.folder} was written by an older version without its tokenizer; rebuild it")
+        return AutoTokenizer.from_pretrained(self.folder / TOKENIZER_DIR)
+
+    def vocab_map(self, student_tokenizer):
+        """`build_vocab_map` from the tokenizer that wrote this cache, sized to the teacher's LM-head rows."""
+        from ..losses import build_vocab_map
+
+        return build_vocab_map(student_tokenizer, self.tokenizer(), self.info.get("lm_head_rows"))
+
+    def check_tokenizer(self, tokenizer) -> None:
+        """Refuse a teacher tokenizer other than the one that wrote the cache (its ids would mean other tokens)."""
+        recorded = self.info.get("tokenizer_sha256")
+        if recorded and tokenizer_hash(tokenizer) != recorded:
+            raise CacheError(
+                f"the teacher cache {self.folder} was written by the tokenizer in {self.folder / TOKENIZER_DIR} "
+                f"(vocabulary {recorded}, {self.info['lm_head_rows']} LM-head rows), not by "
+                f"{getattr(tokenizer, 'name_or_path', 'the one given')!r} (vocabulary {tokenizer_hash(tokenizer)}, "
+                f"{len(tokenizer)} tokens): build the vocabulary map with TeacherCache.vocab_map(student_tokenizer)"
+            )
+
+    def check_vocab_map(self, vocab_map) -> None:
+        """Refuse a vocabulary map that does not cover every id the cache's teacher can emit."""
+        rows = self.info.get("lm_head_rows")
+        if rows and len(vocab_map) < rows:
+            raise CacheError(
+                f"the vocabulary map has {len(vocab_map)} entries but the teacher that wrote {self.folder} has "
+                f"{rows} LM-head rows (built from another tokenizer?): use TeacherCache.vocab_map(student_tokenizer)"
+            )
+
     def __getitem__(self, row: int) -> dict | None:
         if row not in self._rows:
             return None
@@ -345,21 +297,6 @@ class TeacherCache:
             "valid": shard["valid"][a:b].astype(bool),
             "embedding": shard["embedding"][i],
         }
-
-
-def chunk_nll(model, tokenizer, before: str, text: str, max_length: int = 2048) -> tuple[float, int]:
-    """Summed negative log-likelihood (nats) of the chunk's teacher tokens after `before`, and how many tokens
-    were scored. The first chunk token is never scored, so that runs with and without context compare the same
-    tokens."""
-    import torch
-
-    window = encode_window(tokenizer, before, text, "", max_length)
-    ids = torch.tensor([window["input_ids"]], device=next(model.parameters()).device)
-    with torch.inference_mode():
-        logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
-    start, n = window["chunk_start"], window["chunk_len"]
-    targets = ids[0, start + 1 : start + n]
-    return -float(logprobs[start : start + n - 1].gather(1, targets[:, None]).sum()), n - 1
 
 
 def cache_corpus(data, output_dir, config: CacheConfig = CacheConfig(), teacher: str = "smollm2-135m", adapter=None,

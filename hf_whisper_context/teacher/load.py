@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..tags import TAG_ROWS_FILE
+
 logger = logging.getLogger(__name__)
 
 LLAMA_FAMILY = {
@@ -108,7 +110,7 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
 
         if len(tokenizer) != model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(len(tokenizer))
-        rows = Path(adapter) / "tag_embeddings.safetensors"  # the tag tokens' trained rows (see teacher.adapt)
+        rows = Path(adapter) / TAG_ROWS_FILE  # the tag tokens' trained rows (see teacher.adapt)
         if rows.is_file():
             saved = load_file(str(rows))
             with torch.no_grad():

@@ -1,0 +1,272 @@
+"""The experiment harness (`hf-whisper-context experiment`): named arms x seeds x context sizes, each student
+trained with the same recipe, steps and data, evaluated long-form with both decoding strategies, and one table with
+mean ± std over seeds, the loop and drop counts, and paired 95% intervals of each arm against `ce` (and of `ce`
+against the off-the-shelf model).
+
+An arm is a name from `ARMS` (the loss terms it trains with), optionally followed by `@key=value,key=value`
+overrides of the recipe (`Recipe` fields or `ContextDistillTrainingArguments` fields): `ce@learning_rate=1e-4`.
+Every finished run writes `done.json` in its folder; a rerun skips it, so an interrupted grid resumes at the first
+unfinished run. The teacher is adapted once and cached once per context size, shared by every arm and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from .utils import atomic_write
+
+logger = logging.getLogger(__name__)
+
+OFF_THE_SHELF = "off-the-shelf"
+BASELINE = "ce"
+_NO_TEACHER = {"kd_weight": 0.0, "ot_weight": 0.0, "rep_weight": 0.0}
+ARMS: dict[str, dict | None] = {
+    OFF_THE_SHELF: None,  # no training
+    "ce": _NO_TEACHER,  # plain fine-tuning: label-smoothed cross-entropy
+    "ce+kd": {**_NO_TEACHER, "kd_weight": 0.05},
+    "ce+rep": {**_NO_TEACHER, "rep_weight": 0.1},
+    "ce+kd+ot+rep": {"kd_weight": 0.05, "ot_weight": 0.001, "rep_weight": 0.1},
+    "paper": {"distill_mode": "paper", "kd_weight": 0.0005, "rep_weight": 0.0005, "ot_weight": 0.001},
+}
+
+
+class ExperimentError(ValueError):
+    """An experiment that cannot run as asked (unknown arm or setting, missing data)."""
+
+
+@dataclass
+class Recipe:
+    """How every student is trained (the defaults are the recipe chosen on the dev split; see docs/recipe.md)."""
+
+    student: str = field(default="tiny.en", metadata={"help": "Bundled name, folder or Hub id of the student."})
+    steps: int = field(default=150, metadata={"help": "Optimizer steps."})
+    batch_size: int = field(default=4, metadata={"help": "Chunks per step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (linear decay)."})
+    warmup: float = field(default=0.1, metadata={"help": "Warm-up: a share of the steps if < 1, else steps."})
+    lora_r: int | None = field(default=32, metadata={"help": "LoRA rank; None trains every weight."})
+    freeze_encoder_layers: int | None = field(default=None, metadata={
+        "help": "Freeze the encoder but its last N layers (paper: 2); None trains it all."})  # fmt: skip
+    label_smoothing_factor: float = field(default=0.1, metadata={"help": "Label smoothing of the cross-entropy."})
+    timestamp_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
+    )
+    base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
+
+
+@dataclass
+class ExperimentConfig:
+    data: str = field(metadata={"help": "SWC folder with a splits.json holding train, validation and test articles."})
+    output_dir: str = field(default="outputs/experiment", metadata={"help": "Where runs and tables are written."})
+    arms: list[str] = field(default_factory=lambda: [OFF_THE_SHELF, "ce", "ce+kd+ot+rep"], metadata={
+        "help": f"Arms: {', '.join(ARMS)} (each may carry @key=value,... overrides)."})  # fmt: skip
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Training seeds."})
+    context_words: list[int] = field(default_factory=lambda: [512], metadata={
+        "help": "Teacher context sizes (words, 64..4096); arms without a teacher run once."})  # fmt: skip
+    eval_split: str = field(default="test", metadata={"help": "Split evaluated (validation = dev, for choices)."})
+    extra_eval: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "More corpora whose `eval_split` is evaluated too (e.g. the test articles in an unseen voice)."
+        },
+    )
+    strategies: list[str] = field(default_factory=lambda: ["chunked", "sequential"], metadata={
+        "help": "Long-form decoding strategies."})  # fmt: skip
+    teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher: bundled name, folder or Hub id."})
+    adapt_steps: int = field(default=20, metadata={"help": "Teacher adaptation steps (LoRA on tagged text)."})
+    teacher_dtype: str = field(default="bfloat16", metadata={"help": "Teacher dtype for caching."})
+    k: int = field(default=64, metadata={"help": "Top-k teacher log-probs cached per position."})
+    eval_batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Bundled model cache."})
+
+    def __post_init__(self):
+        for arm in self.arms:
+            parse_arm(arm)
+        for context in self.context_words:
+            if not 64 <= context <= 4096:
+                raise ExperimentError(f"context_words must be in 64..4096, got {context}")
+
+
+def quick(config: ExperimentConfig, recipe: Recipe) -> tuple[ExperimentConfig, Recipe]:
+    """The same grid at toy size (minutes): two seeds, 64 context words, a few steps."""
+    return (replace(config, seeds=config.seeds[:2], context_words=[64], adapt_steps=2, k=16),
+            replace(recipe, steps=4, batch_size=2))  # fmt: skip
+
+
+def parse_arm(arm: str) -> tuple[str, dict]:
+    """ "name@key=value,key=value" -> (name, overrides). Unknown names and keys are errors that list the known."""
+    name, _, spec = arm.partition("@")
+    if name not in ARMS:
+        raise ExperimentError(f"unknown arm {name!r}; known arms: {', '.join(ARMS)}")
+    overrides = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        if key not in _settable():
+            raise ExperimentError(f"arm {arm!r}: unknown setting {key!r}; settable: {', '.join(sorted(_settable()))}")
+        overrides[key] = json.loads(value) if value not in ("", "None") else None
+    return name, overrides
+
+
+def _settable() -> set[str]:
+    from .config import ContextDistillTrainingArguments
+
+    return {f.name for f in fields(Recipe)} | {f.name for f in fields(ContextDistillTrainingArguments)}
+
+
+def uses_teacher(arm: str) -> bool:
+    name, overrides = parse_arm(arm)
+    weights = {**(ARMS[name] or {}), **overrides}
+    return ARMS[name] is not None and any(weights.get(k, 1.0) for k in _NO_TEACHER)
+
+
+def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: int = 0, forms=("merged",),
+                  cache_dir=None) -> dict:  # fmt: skip
+    """Train one student of `arm` on `train` (chunk rows of `load_swc`) with `recipe`; `cache` (a `TeacherCache`)
+    for arms with a teacher. Saves `forms` ("merged", "adapter") under `out`; returns their paths, the model, the
+    processor, the settings and the log history."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor, set_seed
+
+    from .collator import DistillationCollator
+    from .config import ContextDistillTrainingArguments
+    from .data.dataset import with_audio
+    from .hub import save_student
+    from .trainer import ContextDistillTrainer
+    from .transcribe import resolve_model
+
+    name, overrides = parse_arm(arm)
+    recipe_fields = {f.name for f in fields(Recipe)}
+    recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in recipe_fields})
+    weights = {**ARMS[name], **{k: v for k, v in overrides.items() if k not in recipe_fields}}
+    set_seed(seed)
+    student = resolve_model(recipe.student, cache_dir)
+    processor = WhisperProcessor.from_pretrained(student)
+    model = WhisperForConditionalGeneration.from_pretrained(student)
+    if model.generation_config.is_multilingual:
+        processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
+    settings = dict(max_steps=recipe.steps, per_device_train_batch_size=recipe.batch_size, seed=seed,
+                    learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=recipe.warmup,
+                    lora_r=recipe.lora_r, lora_alpha=2 * recipe.lora_r if recipe.lora_r else 64,
+                    freeze_encoder_layers=recipe.freeze_encoder_layers,
+                    label_smoothing_factor=recipe.label_smoothing_factor, base_kl_weight=recipe.base_kl_weight,
+                    **weights)  # fmt: skip
+    args = ContextDistillTrainingArguments(
+        output_dir=str(out / "trainer"), logging_steps=max(1, recipe.steps // 10), save_strategy="no", report_to=[],
+        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), dataloader_num_workers=0, **settings,
+    )  # fmt: skip
+    distilled = uses_teacher(arm)
+    extra = {}
+    if distilled:
+        if cache is None:
+            raise ExperimentError(f"arm {arm!r} distils from the teacher: give it a teacher cache")
+        extra["vocab_map"], coverage = cache.vocab_map(processor.tokenizer)
+        extra["teacher_dim"] = int(cache[next(i for i in range(len(cache)) if cache[i] is not None)]["embedding"].size)
+        logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
+    collator = DistillationCollator(processor, cache if distilled else None, timestamp_ratio=recipe.timestamp_ratio,
+                                    seed=seed)  # fmt: skip
+    trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
+                                    processing_class=processor, data_collator=collator, **extra)  # fmt: skip
+    trainer.train()
+    trainer.model.eval()
+    saved = {form: save_student(trainer.model, processor, out / form, form, overwrite=True) for form in forms}
+    history = trainer.state.log_history
+    atomic_write(out / "log_history.json", json.dumps(history, indent=2))
+    return {**saved, "model": trainer.model, "processor": processor, "history": history,
+            "settings": {"student": recipe.student, "arm": arm, **settings}}  # fmt: skip
+
+
+def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int):
+    """Adapt the teacher once (deterministic), cache it once per context size; both resume."""
+    from .teacher.adapt import adapt_corpus
+    from .teacher.cache import CacheConfig, TeacherCache, cache_teacher, teacher_identity
+    from .teacher.load import load_teacher
+
+    adapter = out / "teacher" / "adapter"
+    if not (out / "teacher" / "done.json").is_file():
+        report = adapt_corpus(config.data, adapter, config.teacher, max_steps=config.adapt_steps, batch_size=4,
+                              max_length=256)  # fmt: skip
+        atomic_write(out / "teacher" / "done.json", json.dumps({k: v for k, v in report.items()}, indent=2))
+    folder = out / "caches" / f"ctx{context_words}"
+    model, tokenizer = load_teacher(config.teacher, dtype=config.teacher_dtype, adapter=str(adapter),
+                                    cache=config.cache_dir)  # fmt: skip
+    settings = CacheConfig(k=config.k, context_words=context_words)
+    cache_teacher(data["train"], model, tokenizer, folder, settings, teacher_identity(config.teacher, model,
+                                                                                       str(adapter)))  # fmt: skip
+    return TeacherCache(folder)
+
+
+def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[str, dict]:
+    """Long-form results of one model on every evaluated corpus: {corpus name: results}."""
+    from .evaluation import evaluate_longform
+    from .transcribe import Decoding
+
+    results = {}
+    for corpus in [config.data, *config.extra_eval]:
+        name = Path(corpus).name
+        results[name] = evaluate_longform([model], corpus, config.eval_split, tuple(config.strategies),
+                                          out / "eval" / name, Decoding(), config.eval_batch_size, labels=[label],
+                                          cache=config.cache_dir)  # fmt: skip
+    return results
+
+
+def run_name(arm: str, seed: int | None, context_words: int | None) -> str:
+    parts = [arm.replace("/", "_").replace(",", "_")]
+    if context_words is not None:
+        parts.append(f"ctx{context_words}")
+    if seed is not None:
+        parts.append(f"seed{seed}")
+    return "/".join(parts)
+
+
+def plan(config: ExperimentConfig) -> list[tuple[str, int | None, int | None]]:
+    """(arm, seed, context words) of every run: the off-the-shelf model once, arms without a teacher once per seed,
+    arms with one per seed and context size."""
+    runs = []
+    for arm in config.arms:
+        if ARMS[parse_arm(arm)[0]] is None:
+            runs.append((arm, None, None))
+            continue
+        for context in config.context_words if uses_teacher(arm) else [None]:
+            runs.extend((arm, seed, context) for seed in config.seeds)
+    return runs
+
+
+def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
+    """Run (or resume) every planned run, then write `experiment.json`, `experiment.md` and plots."""
+    from .data.dataset import load_swc
+    from .transcribe import resolve_model
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (Path(config.data) / "splits.json").is_file():
+        raise ExperimentError(f"{config.data} has no splits.json: build the corpus with `corpus build` first")
+    data = load_swc(config.data)
+    if config.eval_split not in data:
+        raise ExperimentError(f"{config.data} has no {config.eval_split!r} split (splits: {', '.join(data)})")
+    caches = {}
+    for arm, seed, context in plan(config):
+        folder = out / "runs" / run_name(arm, seed, context)
+        if (folder / "done.json").is_file():
+            continue
+        started = time.perf_counter()
+        logger.info("run %s", folder)
+        if seed is None:
+            model, history = resolve_model(recipe.student, config.cache_dir), []
+        else:
+            if context is not None and context not in caches:
+                caches[context] = _teacher_cache(config, out, data, context)
+            trained = train_student(recipe, arm, data["train"], folder, caches.get(context), seed,
+                                    cache_dir=config.cache_dir)  # fmt: skip
+            model, history = trained["merged"], trained["history"]
+        results = _evaluate(config, model, arm, folder)
+        paths = {name: str(folder / "eval" / name / "results.json") for name in results}
+        done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(recipe),
+                "seconds": time.perf_counter() - started, "history": history, "results": paths}  # fmt: skip
+        atomic_write(folder / "done.json", json.dumps(done, indent=2))
+    from .experiment_report import write_tables
+
+    return write_tables(config, out)

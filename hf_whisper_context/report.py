@@ -1,0 +1,135 @@
+"""Reports of evaluation results: metric names, Markdown tables and PNG plots, for the evaluate command, the model
+cards and the main job alike. Results are `evaluation.evaluate_longform`'s (one run per model and strategy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .metrics import HEADLINE, LOWER_IS_BETTER
+from .utils import atomic_write
+
+METRIC_NAMES = {
+    "wer": "WER (normalised)",
+    "wer_orthographic": "WER (orthographic)",
+    "entity_f1": "Entity F1 (micro, strict)",
+    "comma_f1": "Comma F1",
+    "period_f1": "Period F1",
+    "punctuation_error_rate": "Punctuation error rate",
+    "capitalization_f1": "Capitalization F1",
+    "loops": "Loops (repeated n-gram runs)",
+    "insertion_bursts": "Insertion bursts (>= 10 words)",
+    "deletion_runs": "Deletion runs (>= 20 words)",
+}
+COUNT_METRICS = frozenset({"loops", "insertion_bursts", "deletion_runs"})
+PLOT_FILES = ("entity_f1_per_type.png", "punctuation_f1_per_mark.png", "wer_per_article.png", "loops_and_drops.png")
+
+
+def arrow(metric: str) -> str:
+    return "↓" if metric in LOWER_IS_BETTER else "↑"
+
+
+def fmt(metric: str, value) -> str:
+    """A value as tables show it: counts as integers, rates with 3 decimals, "–" where nothing was scored."""
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if metric in COUNT_METRICS else f"{value:.3f}"
+
+
+def _per_type(run: dict) -> dict[str, float]:
+    return {t: v["f1"] for t, v in run["corpus"]["entities"]["per_type"].items()}
+
+
+def _per_mark(run: dict) -> dict[str, float | None]:
+    """F1 per mark; None (shown "–") for a mark that occurs on neither side."""
+    marks = run["corpus"]["punctuation"]["per_mark_all_words"]
+    return {m: (v["f1"] if v["reference_count"] or v["fp"] else None) for m, v in marks.items()}
+
+
+def _per_article(run: dict) -> dict[str, float]:
+    return {a["article_id"]: a["scores"]["wer"] for a in run["articles"]}
+
+
+def _loops(run: dict) -> dict[str, float]:
+    return {k: run["summary"][k] for k in sorted(COUNT_METRICS)}
+
+
+def _rows(runs: dict, values) -> dict[str, list]:
+    per_run = [values(run) for run in runs.values()]
+    keys = sorted({k for v in per_run for k in v})
+    return {k: [v.get(k) for v in per_run] for k in keys}
+
+
+def tables(results: dict) -> dict[str, str]:
+    """Markdown tables, one column per run: `headline` metrics, `entities` (F1 per type), `punctuation` (F1 per
+    mark)."""
+    runs = results["runs"]
+    names = list(runs)
+
+    def table(title: str, rows: dict[str, list], metric=lambda key: "") -> str:
+        lines = [f"| {title} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines.extend(f"| {k} | " + " | ".join(fmt(metric(k), v) for v in values) + " |" for k, values in rows.items())
+        return "\n".join(lines)
+
+    headline = {f"{METRIC_NAMES[k]} {arrow(k)}": [runs[n]["summary"][k] for n in names] for k in HEADLINE}
+    keys = {f"{METRIC_NAMES[k]} {arrow(k)}": k for k in HEADLINE}
+    modes = " / ".join(sorted({run["corpus"]["entity_mode"] for run in runs.values()}))
+    return {
+        "headline": table("metric", headline, keys.get),
+        "entities": table(f"entity F1 by type (entities from: {modes})", _rows(runs, _per_type)),
+        "punctuation": table("punctuation F1 by mark (– : on neither side)", _rows(runs, _per_mark)),
+    }
+
+
+def markdown_table(results: dict) -> str:
+    """Headline metrics, then entity F1 per type and punctuation F1 per mark: one column per run."""
+    header = f"Decoding: {results['decoding']}; split {results['split']!r} of {results['data']}."
+    return "\n\n".join([header, *tables(results).values()]) + "\n"
+
+
+def plots(results: dict, out: Path) -> list[Path]:
+    """Bar charts, one group of bars per run: entity F1 per type, punctuation F1 per mark, WER per article, and the
+    loop and drop counts."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    runs = results["runs"]
+    names = list(runs)
+    kinds = (
+        ("entity F1", _per_type),
+        ("punctuation F1", _per_mark),
+        ("normalised WER", _per_article),
+        ("count", _loops),
+    )
+    figures = dict(zip(PLOT_FILES, kinds, strict=True))
+    paths = []
+    for filename, (ylabel, values) in figures.items():
+        rows = _rows(runs, values)
+        keys = list(rows)
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(keys) * len(names)), 4))
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            heights = [rows[k][i] if rows[k][i] is not None else 0.0 for k in keys]
+            ax.bar(np.arange(len(keys)) + i * width, heights, width, label=name)
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=45, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        plt.close(fig)
+        paths.append(atomic_write(out / filename, buffer.getvalue()))
+    return paths
+
+
+def write_report(results: dict, out: Path) -> None:
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(out / "results.md", markdown_table(results) + "\n")
+    plots(results, out)

@@ -1,0 +1,55 @@
+"""The experiment harness at toy size: the grid runs, resumes where it stopped, and reports paired intervals."""
+
+import json
+
+import pytest
+
+from hf_whisper_context.cli import main
+from hf_whisper_context.data.dataset import load_swc
+from hf_whisper_context.experiment import ExperimentConfig, ExperimentError, parse_arm, plan
+
+pytestmark = pytest.mark.slow
+
+
+def test_arms_and_the_plan():
+    assert parse_arm("ce@learning_rate=1e-4,lora_r=None") == ("ce", {"learning_rate": 1e-4, "lora_r": None})
+    with pytest.raises(ExperimentError, match="known arms: off-the-shelf, ce, ce\\+kd"):
+        parse_arm("distilled")
+    with pytest.raises(ExperimentError, match="unknown setting 'lr'"):
+        parse_arm("ce@lr=1")
+    config = ExperimentConfig(data="x", arms=["off-the-shelf", "ce", "ce+kd+ot+rep"], seeds=[0, 1],
+                              context_words=[64, 512])  # fmt: skip
+    assert plan(config) == [("off-the-shelf", None, None), ("ce", 0, None), ("ce", 1, None),
+                            ("ce+kd+ot+rep", 0, 64), ("ce+kd+ot+rep", 1, 64), ("ce+kd+ot+rep", 0, 512),
+                            ("ce+kd+ot+rep", 1, 512)]  # fmt: skip
+
+
+def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, capsys):
+    load_swc(corpus, test_articles=1)
+    out = tmp_path / "exp"
+    argv = ["experiment", "--quick", "--data", str(corpus), "--output-dir", str(out), "--student",
+            str(tiny_models / "student"), "--teacher", str(tiny_models / "teacher"), "--eval-batch-size", "2",
+            "--teacher-dtype", "float32"]  # fmt: skip
+    assert main(argv) == 0
+    done = sorted(out.glob("runs/**/done.json"))
+    assert len(done) == 5  # off-the-shelf, ce x 2 seeds, ce+kd+ot+rep x 2 seeds at 64 words
+    table = (out / "experiment.md").read_text()
+    for needle in ("| off-the-shelf | 1 |", "| ce | 2 |", "| ce+kd+ot+rep [64 words] | 2 |",
+                   "**ce − off-the-shelf**", "**ce+kd+ot+rep [64 words] − ce**", "chunked decoding",
+                   "sequential decoding", "Loops"):  # fmt: skip
+        assert needle in table, needle
+    summary = json.loads((out / "experiment.json").read_text())
+    assert {r["strategy"] for r in summary["results"]} == {"chunked", "sequential"}
+    assert list(out.glob("experiment_*_chunked.png"))
+
+    # interrupted mid-grid: the finished runs are skipped, the missing one is run again
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    missing = out / "runs" / "ce+kd+ot+rep" / "ctx64" / "seed1" / "done.json"
+    missing.unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert missing.is_file()
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in done if p != missing)
+
+    assert main([*argv, "--arms", "distilled"]) == 1
+    assert "known arms" in capsys.readouterr().err
