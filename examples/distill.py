@@ -3,7 +3,8 @@
     hf-whisper-context corpus build --out outputs/corpus
     hf-whisper-context teacher cache --data outputs/corpus --output-dir outputs/teacher_cache
     accelerate launch examples/distill.py --data outputs/corpus --teacher_cache outputs/teacher_cache/train \\
-        --output_dir outputs/distilled --max_steps 50 --per_device_train_batch_size 4 --learning_rate 1e-5
+        --output_dir outputs/distilled --max_steps 150 --per_device_train_batch_size 4 --learning_rate 1e-4 \\
+        --lora_r 32 --lora_alpha 64 --timestamp_ratio 0.5 --predict_with_generate
 
 Every `ContextDistillTrainingArguments` / `Seq2SeqTrainingArguments` field is a flag (`--help` lists them).
 Without `--teacher_cache` the teacher runs live inside each step. The trained model is saved by the Trainer in
@@ -14,65 +15,61 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import AutoTokenizer, HfArgumentParser, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import HfArgumentParser, WhisperForConditionalGeneration, WhisperProcessor
 
 from hf_whisper_context import ContextDistillTrainer, ContextDistillTrainingArguments, DistillationCollator
+from hf_whisper_context.arguments import DataArguments, TeacherArguments
 from hf_whisper_context.data.dataset import load_swc, with_audio
 from hf_whisper_context.hub import save_student
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
-from hf_whisper_context.teacher.load import load_teacher, resolve_teacher
+from hf_whisper_context.teacher.load import load_teacher
+from hf_whisper_context.teacher.window import DEFAULT_CONTEXT_WORDS
 from hf_whisper_context.transcribe import resolve_model
 
 
 @dataclass
-class ModelArguments:
-    student: str = field(
-        default="tiny.en", metadata={"help": "Bundled name, folder or Hub id of the Whisper student."}
-    )
-    teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher name/folder/Hub id (live or for its "
-                                                                   "tokenizer when a cache is given)."})  # fmt: skip
-    teacher_dtype: str = field(default="bfloat16", metadata={"help": "Live teacher dtype (float32 or bfloat16)."})
-    teacher_quantization: str | None = field(default=None, metadata={"help": "4bit or 8bit (CUDA) for the teacher."})
-    teacher_context_words: int = field(default=512, metadata={"help": "Live teacher: words of article context."})
-
-
-@dataclass
-class DataArguments:
-    data: str = field(metadata={"help": "SWC folder (Spoken Wikipedia, or built with `corpus build`)."})
-    test_articles: int = field(default=3, metadata={"help": "Articles in the test split (saved in splits.json)."})
-    max_eval_chunks: int = field(default=16, metadata={"help": "Test chunks used for evaluation during training."})
+class StudentArguments:
+    student: str = field(default="tiny.en", metadata={"help": "Bundled name, folder or Hub id of the student."})
     text_column: str = field(default="text", metadata={"help": "Target text: text or text_tagged."})
+    timestamp_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
+    )
+    context_words: int = field(default=DEFAULT_CONTEXT_WORDS, metadata={"help": "Live teacher: words of context."})
+    max_eval_chunks: int = field(default=16, metadata={"help": "Test chunks used for evaluation during training."})
 
 
 def main() -> None:
-    parser = HfArgumentParser((ModelArguments, DataArguments, ContextDistillTrainingArguments))
-    model_args, data_args, args = parser.parse_args_into_dataclasses()
+    parser = HfArgumentParser((StudentArguments, DataArguments, TeacherArguments, ContextDistillTrainingArguments))
+    student_args, data_args, teacher_args, args = parser.parse_args_into_dataclasses()
 
-    data = load_swc(data_args.data, test_articles=data_args.test_articles)
+    data = load_swc(data_args.data, test_articles=data_args.test_articles,
+                    validation_articles=data_args.validation_articles)  # fmt: skip
     train = with_audio(data["train"])
-    evaluation = with_audio(data["test"].select(range(min(data_args.max_eval_chunks, len(data["test"])))))
-    student = resolve_model(model_args.student)
+    evaluation = with_audio(data["test"].select(range(min(student_args.max_eval_chunks, len(data["test"])))))
+    student = resolve_model(student_args.student)
     processor = WhisperProcessor.from_pretrained(student)
     model = WhisperForConditionalGeneration.from_pretrained(student)
     if model.generation_config.is_multilingual:
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
 
-    teacher = None
+    teacher = cache = None
+    collate = dict(text_column=student_args.text_column, timestamp_ratio=student_args.timestamp_ratio, seed=args.seed)
     if args.teacher_cache:
         cache = TeacherCache(args.teacher_cache)
-        teacher_tokenizer = AutoTokenizer.from_pretrained(resolve_teacher(cache.info["identity"]["teacher"]))
-        collator = DistillationCollator(processor, cache, text_column=data_args.text_column)
-        teacher_dim = int(cache[0]["embedding"].shape[0])
+        vocab_map, coverage = cache.vocab_map(processor.tokenizer)  # from the tokenizer that wrote the cache
+        collator = DistillationCollator(processor, cache, **collate)
+        teacher_dim = cache.embedding_dim
     else:
-        teacher, teacher_tokenizer = load_teacher(model_args.teacher, model_args.teacher_quantization,
-                                                  dtype=model_args.teacher_dtype)  # fmt: skip
-        collator = DistillationCollator(processor, text_column=data_args.text_column,
-                                        teacher_tokenizer=teacher_tokenizer,
-                                        context_words=model_args.teacher_context_words)  # fmt: skip
+        teacher, teacher_tokenizer = load_teacher(teacher_args.teacher, teacher_args.quantization,
+                                                  dtype=teacher_args.dtype, adapter=teacher_args.adapter)  # fmt: skip
+        vocab_map, coverage = build_vocab_map(processor.tokenizer, teacher_tokenizer,
+                                              teacher.get_output_embeddings().weight.shape[0])  # fmt: skip
+        collator = DistillationCollator(processor, teacher_tokenizer=teacher_tokenizer,
+                                        context_words=student_args.context_words, **collate)  # fmt: skip
         teacher_dim = teacher.config.hidden_size
-    vocab_map, coverage = build_vocab_map(processor.tokenizer, teacher_tokenizer)
     print(f"teacher -> student vocabulary coverage: {coverage:.3f}")
 
     trainer = ContextDistillTrainer(

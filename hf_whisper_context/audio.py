@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import HfWhisperContextError
+
 SAMPLING_RATE = 16_000
 # Peak below -60 dBFS: nothing a speech model can hear (dither and codec noise stay under it).
 SILENCE_PEAK = 1e-3
 
 
-class AudioError(ValueError):
+class AudioError(HfWhisperContextError, ValueError):
     """Audio that cannot be used: missing, undecodable or empty."""
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .convert import CONVERTER_VERSION
+from .errors import HfWhisperContextError
 from .utils import atomic_folder
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "HF_WHISPER_CONTEXT_CACHE"
 
 
-class BundledModelError(RuntimeError):
+class BundledModelError(HfWhisperContextError, RuntimeError):
     """A bundled model could not be fetched, verified or converted."""
 
 
@@ -323,3 +324,29 @@ def identify(path: str | os.PathLike) -> tuple[str, BundledModel] | None:
         return None
     spec = WHISPER_MODELS.get(name) or TEACHER_MODELS.get(name)
     return (name, spec) if spec else None
+
+
+def resolve(name_or_path: str | os.PathLike, kind: str, dtype: str = "float32",
+            cache: str | os.PathLike | None = None) -> str:  # fmt: skip
+    """The `from_pretrained` argument for a model of `kind` ("whisper" or "teacher"): a bundled name is prepared
+    (teachers in `dtype`, float32 or bfloat16), an existing folder is itself, anything shaped like `owner/name` is a
+    Hub id (it needs the network, as for any transformers user); anything else is an error naming the bundled ones."""
+    registry = {"whisper": WHISPER_MODELS, "teacher": TEACHER_MODELS}[kind]
+    name = str(name_or_path)
+    if name in registry:
+        if kind == "whisper":
+            return str(whisper(name, cache))
+        return str(teacher(name, "bfloat16" if dtype == "bfloat16" else "float32", cache))
+    if Path(name).exists():
+        return name
+    if "/" in name and not name.startswith((".", "/")):
+        return name
+    example = "openai/whisper-small" if kind == "whisper" else "meta-llama/Llama-3.2-1B"
+    raise BundledModelError(f"unknown {kind} model {name!r}: not a bundled model ({', '.join(registry)}), an "
+                            f"existing folder, or a Hub id such as {example}")  # fmt: skip
+
+
+def hub_id(model: str | os.PathLike) -> str:
+    """The Hub id a model comes from: a bundled model's origin, a Hub id itself, else the path as given."""
+    found = identify(model)
+    return found[1].hub_id if found and found[1].hub_id else str(model)

@@ -40,12 +40,15 @@ def _transcribe(args) -> int:
 
 
 def _demo(args) -> None:
+    from dataclasses import replace
+
     from .demo import DemoConfig, run_demo
 
     config = DemoConfig(output_dir=args.output_dir, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    config = config.quick() if args.quick else config
     if args.train_steps:
-        config.train_steps = args.train_steps
-    run_demo(config.quick() if args.quick else config)
+        config = replace(config, recipe=replace(config.recipe, steps=args.train_steps))
+    run_demo(config)
 
 
 def _push(args) -> None:
@@ -57,36 +60,35 @@ def _push(args) -> None:
 def _corpus(args) -> None:
     import json
 
-    if args.action == "build":
-        from .data.corpus import CorpusConfig, build_corpus
-
-        config = CorpusConfig(
-            articles=args.articles, tts=args.tts, voices=tuple(args.voices or ()), seed=args.seed,
-            max_words=args.max_words, audio_format=args.audio_format,
-        )  # fmt: skip
-        report = build_corpus(args.out, config)
-        print(f"built {len(report.built)} articles into {args.out} ({report.audio_s / 3600:.2f} h of new audio)")
-        if report.skipped:
-            print(f"passed over {len(report.skipped)}: " + "; ".join(report.skipped), file=sys.stderr)
+    from .arguments import DataArguments
+    from .data.corpus import CorpusConfig
     from .data.dataset import corpus_stats, load_swc
 
-    stats = corpus_stats(load_swc(args.out, test_articles=args.test_articles,
-                                  validation_articles=args.validation_articles))  # fmt: skip
+    data, config = _from_dataclasses(args, DataArguments, CorpusConfig)
+    if args.action == "build":
+        from .data.corpus import build_corpus
+
+        report = build_corpus(data.data, config)
+        print(f"built {len(report.built)} articles into {data.data} ({report.audio_s / 3600:.2f} h of new audio)")
+        if report.skipped:
+            print(f"passed over {len(report.skipped)}: " + "; ".join(report.skipped), file=sys.stderr)
+    stats = corpus_stats(load_swc(data.data, test_articles=data.test_articles,
+                                  validation_articles=data.validation_articles))  # fmt: skip
     print(json.dumps(stats, indent=2))
 
 
 def _evaluate(args) -> None:
+    from .arguments import DataArguments, EvaluationArguments
     from .evaluation import evaluate_longform
     from .report import markdown_table
     from .transcribe import Decoding
 
-    decoding = Decoding(num_beams=args.num_beams, language=args.language)
-    results = evaluate_longform(
-        args.model, args.data, args.split, args.strategy, args.output_dir, decoding, args.batch_size, args.device,
-        args.cache_dir, args.limit, entity_mode=args.entity_mode,
-    )  # fmt: skip
+    data, ev = _from_dataclasses(args, DataArguments, EvaluationArguments)
+    results = evaluate_longform(ev.models, data.data, ev.split, ev.strategies, ev.output_dir,
+                                Decoding(num_beams=ev.num_beams, language=ev.language), ev.batch_size, ev.device,
+                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode)  # fmt: skip
     print(markdown_table(results))
-    print(f"written: {args.output_dir}/results.json, results.md and plots")
+    print(f"written: {ev.output_dir}/results.json, results.md and plots")
 
 
 def _compare(args) -> None:
@@ -137,26 +139,28 @@ def _experiment(args) -> None:
 def _teacher(args) -> None:
     import json
 
-    if args.action == "adapt":
-        from .teacher.adapt import adapt_corpus
+    from .arguments import DataArguments, TeacherArguments
 
-        report = adapt_corpus(args.data, args.output_dir, args.teacher, args.test_articles, max_steps=args.max_steps,
-                              num_train_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
-                              merge=args.merge)  # fmt: skip
+    (data,) = _from_dataclasses(args, DataArguments)
+    if args.action == "adapt":
+        from .teacher.adapt import AdaptConfig, adapt_corpus
+
+        (config,) = _from_dataclasses(args, AdaptConfig)
+        report = adapt_corpus(data.data, args.output_dir, args.teacher, data.test_articles, config)
         print(json.dumps(report, indent=2))
         return
     from .teacher.cache import CacheConfig, cache_corpus
 
-    config = CacheConfig(k=args.k, context_words=args.context_words, pooling=args.pooling, layer=args.layer,
-                         text_column=args.text_column, batch_size=args.batch_size)  # fmt: skip
-    for split, out in cache_corpus(args.data, args.output_dir, config, args.teacher, args.adapter, args.quantization,
-                                   args.dtype, args.test_articles).items():  # fmt: skip
+    teacher, config = _from_dataclasses(args, TeacherArguments, CacheConfig)
+    for split, out in cache_corpus(data.data, args.output_dir, config, teacher.teacher, teacher.adapter,
+                                   teacher.quantization, teacher.dtype, data.test_articles).items():  # fmt: skip
         print(f"{split}: cached in {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-whisper-context", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of its message")
     # sub-commands whose settings are dataclasses get their flags from them (`--name` and `--name-with-dashes`)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
 
@@ -175,39 +179,30 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache-dir")
     tr.set_defaults(func=_transcribe)
 
-    corpus = sub.add_parser("corpus", help="build an offline spoken-Wikipedia corpus (SWC format), or count one")
+    from .arguments import DataArguments, EvaluationArguments, TeacherArguments
+    from .data.corpus import CorpusConfig
+    from .teacher.adapt import AdaptConfig
+    from .teacher.cache import CacheConfig
+
+    corpus = sub.add_parser("corpus", help="build an offline spoken-Wikipedia corpus (SWC format), or count one",
+                            dataclass_types=[DataArguments, CorpusConfig])  # fmt: skip
     corpus.add_argument("action", choices=["build", "stats"])
-    corpus.add_argument("--out", required=True, help="corpus folder (one SWC folder per article)")
-    corpus.add_argument("--articles", type=int, default=20, help="how many articles to speak (default 20)")
-    corpus.add_argument("--tts", default="flite", choices=["flite", "espeak", "piper"])
-    corpus.add_argument("--voices", nargs="*", help="voices to draw from per article (default: the engine's set)")
-    corpus.add_argument("--seed", type=int, default=0)
-    corpus.add_argument("--max-words", type=int, default=1200, help="words per article (whole sentences)")
-    corpus.add_argument("--audio-format", default="flac", choices=["flac", "ogg"])
-    corpus.add_argument("--test-articles", type=int, default=3, help="test-split articles (splits.json)")
-    corpus.add_argument("--validation-articles", type=int, default=2,
-                        help="validation (dev) articles, for choosing settings without touching the test split")
     corpus.set_defaults(func=_corpus)
 
-    ev = sub.add_parser("evaluate", help="long-form evaluation of whole articles; one column per model/strategy")
-    ev.add_argument("--model", nargs="+", default=["tiny.en"], help="bundled names, folders or Hub ids")
-    ev.add_argument("--data", required=True, help="SWC folder (with splits.json, see `corpus stats`)")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--strategy", nargs="+", default=["chunked"], choices=["chunked", "sequential"])
-    ev.add_argument("--output-dir", default="outputs/eval")
-    ev.add_argument("--language", default="en", help="for multilingual models (default: en)")
-    ev.add_argument("--num-beams", type=int, default=1, help="1 = greedy (default)")
-    ev.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (chunked)")
-    ev.add_argument("--limit", type=int, help="evaluate only the first N articles")
-    ev.add_argument(
-        "--entity-mode",
-        default="auto",
-        choices=["auto", "tags", "tagger"],
-        help="entities from the model's own tags, or from the references' tagger (auto: tags if any)",
-    )
-    ev.add_argument("--device")
-    ev.add_argument("--cache-dir")
+    ev = sub.add_parser("evaluate", help="long-form evaluation of whole articles; one column per model/strategy",
+                        dataclass_types=[DataArguments, EvaluationArguments])  # fmt: skip
     ev.set_defaults(func=_evaluate)
+
+    teacher = sub.add_parser("teacher", help="adapt the teacher to tagged text (LoRA SFT), or cache its outputs")
+    actions = teacher.add_subparsers(dest="action", required=True, parser_class=HfArgumentParser)
+    adapt = actions.add_parser("adapt", help="LoRA SFT of the teacher on the tagged article text",
+                               dataclass_types=[DataArguments, AdaptConfig])  # fmt: skip
+    adapt.add_argument("--teacher", default=TeacherArguments.teacher, help="Teacher: bundled name, folder or Hub id.")
+    cache = actions.add_parser("cache", help="cache the teacher's top-k distributions and context embeddings",
+                               dataclass_types=[DataArguments, TeacherArguments, CacheConfig])  # fmt: skip
+    for command in (adapt, cache):
+        command.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True)
+        command.set_defaults(func=_teacher)
 
     cmp = sub.add_parser("compare", help="paired bootstrap: is run B really better than run A? (95% intervals)")
     cmp.add_argument("results_a", help="results.json (or its folder) of `evaluate`")
@@ -224,27 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--output", help="also write the comparison as JSON")
     cmp.set_defaults(func=_compare)
-
-    teacher = sub.add_parser("teacher", help="adapt the teacher to tagged text (LoRA SFT), or cache its outputs")
-    teacher.add_argument("action", choices=["adapt", "cache"])
-    teacher.add_argument("--data", required=True, help="SWC folder (built corpus or Spoken Wikipedia)")
-    teacher.add_argument("--output-dir", required=True)
-    teacher.add_argument("--teacher", default="smollm2-135m", help="bundled name, folder or Hub id")
-    teacher.add_argument("--adapter", help="cache: a LoRA adapter from `teacher adapt`")
-    teacher.add_argument("--quantization", choices=["4bit", "8bit"], help="bitsandbytes, CUDA only")
-    teacher.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    teacher.add_argument("--test-articles", type=int, default=3)
-    teacher.add_argument("--max-steps", type=int, default=-1, help="adapt: stop after N steps (default: epochs)")
-    teacher.add_argument("--epochs", type=float, default=3.0)
-    teacher.add_argument("--batch-size", type=int, default=4)
-    teacher.add_argument("--max-length", type=int, default=512, help="adapt: tokens per passage")
-    teacher.add_argument("--merge", action="store_true", help="adapt: also write merged weights")
-    teacher.add_argument("--k", type=int, default=64, help="cache: top-k log-probs per position")
-    teacher.add_argument("--context-words", type=int, default=512)
-    teacher.add_argument("--pooling", default="last", choices=["last", "mean"])
-    teacher.add_argument("--layer", type=int, default=-1)
-    teacher.add_argument("--text-column", default="text", choices=["text", "text_tagged"])
-    teacher.set_defaults(func=_teacher)
 
     demo = sub.add_parser("demo", help="the main job: corpus, teacher, plain and distilled students, evaluation")
     demo.add_argument("--output-dir", default="outputs/demo", help="where everything is written")
@@ -273,17 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .audio import AudioError
-    from .bundled import BundledModelError
-    from .data.swc import SWCError
-    from .data.tts import TTSError
-    from .hub import HubError
+    from .errors import HfWhisperContextError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args) or 0
-    except (AudioError, BundledModelError, TTSError, SWCError, HubError, ValueError, FileNotFoundError, OSError) as e:
+    except (HfWhisperContextError, OSError) as e:  # what the input or the machine got wrong, said plainly
+        if args.debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLING_RATE
+from .teacher.cache import CacheError
 from .teacher.window import max_tokens, pad_teacher, teacher_window
 
 
@@ -115,7 +116,7 @@ class DistillationCollator:
         if self.teacher_cache is not None:
             cached = [self.teacher_cache[r["row_index"]] for r in rows]
             if all(c is None for c in cached):
-                raise ValueError("no row of this batch is in the teacher cache: was it built from this dataset?")
+                raise CacheError("no row of this batch is in the teacher cache: was it built from this dataset?")
             batch.update(pad_teacher(cached))
         elif self.teacher_tokenizer is not None:
             length = max_tokens(self.teacher_tokenizer, self.teacher_max_length)

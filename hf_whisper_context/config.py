@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments
 
+from .errors import ConfigError
 from .lora import WHISPER_TARGETS
 
 
@@ -58,8 +59,8 @@ class ContextDistillTrainingArguments(Seq2SeqTrainingArguments):
         super().__post_init__()
         self.remove_unused_columns = False  # the collator needs the teacher and text columns
         if self.ot_backend not in ("torch", "pot", "emd"):
-            raise ValueError(f"ot_backend must be torch, pot or emd, not {self.ot_backend!r}")
+            raise ConfigError(f"ot_backend must be torch, pot or emd, not {self.ot_backend!r}")
         if self.distill_mode not in ("ot", "paper"):
-            raise ValueError(f"distill_mode must be ot or paper, not {self.distill_mode!r}")
+            raise ConfigError(f"distill_mode must be ot or paper, not {self.distill_mode!r}")
         if self.rep_pooling not in ("mean", "last"):
-            raise ValueError(f"rep_pooling must be mean or last, not {self.rep_pooling!r}")
+            raise ConfigError(f"rep_pooling must be mean or last, not {self.rep_pooling!r}")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
+
 CONVERTER_VERSION = "3"
 ENC_DEC = ("encoder", "decoder")
 
@@ -42,7 +44,7 @@ def read_ctranslate2(model_bin: str | Path) -> dict[str, np.ndarray]:
     with open(model_bin, "rb") as f:
         (version,) = struct.unpack("<I", f.read(4))
         if version < 5:
-            raise ValueError(f"{model_bin}: CTranslate2 binary version {version} is not supported (need >= 5)")
+            raise ConfigError(f"{model_bin}: CTranslate2 binary version {version} is not supported (need >= 5)")
         _read_str(f)  # spec name
         f.read(4)  # spec revision
         (n_vars,) = struct.unpack("<I", f.read(4))
@@ -53,7 +55,7 @@ def read_ctranslate2(model_bin: str | Path) -> dict[str, np.ndarray]:
             dtype_id = f.read(1)[0]
             (nbytes,) = struct.unpack("<I", f.read(4))
             if dtype_id not in _CT2_DTYPES:
-                raise ValueError(f"{model_bin}: variable {name} has unknown dtype id {dtype_id}")
+                raise ConfigError(f"{model_bin}: variable {name} has unknown dtype id {dtype_id}")
             array = np.frombuffer(f.read(nbytes), dtype=_CT2_DTYPES[dtype_id]).reshape(shape)
             if dtype_id == 5:  # bfloat16: the high half of a float32
                 array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -151,7 +153,7 @@ def _whisper_tokenizer(tokenizer_json: Path, vocab_size: int):
         or tokenizer.convert_ids_to_tokens(tokenizer.all_special_ids[-1]) != "<|notimestamps|>"
         or tokenizer.convert_ids_to_tokens(vocab_size - 1) != "<|30.00|>"
     ):
-        raise ValueError(f"{tokenizer_json}: rebuilt tokenizer has {len(tokenizer)} tokens, the model {vocab_size}")
+        raise ConfigError(f"{tokenizer_json}: rebuilt tokenizer has {len(tokenizer)} tokens, the model {vocab_size}")
     return tokenizer
 
 
@@ -162,7 +164,7 @@ def _check_vocabulary(tokenizer, vocabulary_txt: Path) -> None:
     bad = [i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b]
     if bad or len(expected) != len(got):
         i = bad[0] if bad else min(len(got), len(expected))
-        raise ValueError(f"tokenizer disagrees with {vocabulary_txt} at {len(bad)} ids, first id {i}")
+        raise ConfigError(f"tokenizer disagrees with {vocabulary_txt} at {len(bad)} ids, first id {i}")
 
 
 def _generation_config(ct2_config: dict, tokenizer, multilingual: bool, max_length: int):
@@ -255,7 +257,7 @@ def convert_ctranslate2_whisper(ct2_dir: str | Path, out_dir: str | Path, dtype:
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to the decoder embeddings
     if missing or unexpected:
-        raise ValueError(f"{ct2_dir}: weights do not fit Whisper: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ConfigError(f"{ct2_dir}: weights do not fit Whisper: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.tie_weights()
     model.generation_config = generation_config
 

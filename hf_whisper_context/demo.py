@@ -12,8 +12,13 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from .experiment import Recipe
+from .teacher.adapt import AdaptConfig
+from .teacher.window import DEFAULT_CONTEXT_WORDS
+from .utils import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -22,39 +27,39 @@ SAMPLE = (
     "with Pierre Curie and Henri Becquerel, and she later worked at the University of Paris."
 )
 RUNS = ("off-the-shelf", "fine-tuned", "distilled")
+ARMS = {"fine-tuned": "ce", "distilled": "ce+kd+ot+rep"}  # the experiment harness's arms behind the two students
 KEEP = ("corpus",)  # reused by a rerun with overwrite (complete articles are not spoken again)
 
 
 @dataclass
 class DemoConfig:
-    """Sizes and settings of the main job; `quick()` gives the toy-size variant (same path, minutes)."""
+    """Sizes and settings of the main job; `quick()` gives the toy-size variant (same path, minutes). The students
+    are trained with `recipe` (the experiment harness's, chosen on the dev split)."""
 
     output_dir: str = "outputs/demo"
     overwrite: bool = False
-    student: str = "tiny.en"  # bundled name, folder or Hub id
     teacher: str = "smollm2-135m"
     corpus: str | None = None  # an existing SWC folder instead of building one
-    articles: int = 15
+    articles: int = 20
     max_words: int = 1200
     test_articles: int = 3
+    validation_articles: int = 2
     adapt_steps: int = 20
     adapt_max_length: int = 256
     teacher_dtype: str = "bfloat16"
-    context_words: int = 512
+    context_words: int = DEFAULT_CONTEXT_WORDS
     k: int = 64
-    train_steps: int = 150
-    batch_size: int = 4
-    learning_rate: float = 3e-4
-    lora_r: int = 32
-    distill: dict = field(default_factory=dict)  # ContextDistillTrainingArguments overrides for the distilled run
+    recipe: Recipe = field(default_factory=Recipe)
+    strategy: str = "sequential"  # long-form decoding of the evaluation (the better one for every model on dev)
     eval_batch_size: int = 4
     seed: int = 0
     sample: bool = True  # transcribe a spoken sample sentence with each student
     cache_dir: str | None = None
 
     def quick(self) -> DemoConfig:
-        return replace(self, articles=3, max_words=160, test_articles=1, adapt_steps=2, adapt_max_length=64,
-                       context_words=64, k=16, train_steps=4, batch_size=2)  # fmt: skip
+        return replace(self, articles=4, max_words=160, test_articles=1, validation_articles=1, adapt_steps=2,
+                       adapt_max_length=64, context_words=64, k=16,
+                       recipe=replace(self.recipe, steps=4, batch_size=2))  # fmt: skip
 
 
 def _prepare_output(config: DemoConfig) -> Path:
@@ -79,37 +84,40 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     """Run the main job; returns (and writes to `<output_dir>/demo.json`) the evaluation and the paths."""
 
     from . import bundled
+    from .bundled import hub_id
     from .data.corpus import CorpusConfig, build_corpus
     from .data.dataset import corpus_stats, load_swc, load_swc_articles
-    from .evaluation import evaluate_longform, markdown_table
-    from .hub import export_teacher, hub_id, write_student_card
+    from .evaluation import evaluate_longform
+    from .experiment import train_student
+    from .hub import export_teacher, write_student_card
+    from .metrics.compare import compare, compare_table
+    from .report import markdown_table
     from .teacher.adapt import adapt_corpus
     from .transcribe import Decoding, resolve_model
 
     started = time.perf_counter()
     out = _prepare_output(config)
-    for name in (config.student, config.teacher):
+    student = config.recipe.student
+    for name in (student, config.teacher):
         if name in bundled.known_models():
             bundled.prepare([name], config.cache_dir)
-    student_path = resolve_model(config.student, config.cache_dir)
+    student_path = resolve_model(student, config.cache_dir)
 
     _stage("1/7 corpus: Wikipedia articles spoken by flite, entity-tagged by spaCy")
     corpus = Path(config.corpus) if config.corpus else out / "corpus"
     if not config.corpus:
         build_corpus(corpus, CorpusConfig(articles=config.articles, max_words=config.max_words, seed=config.seed))
-    data = load_swc(corpus, test_articles=config.test_articles)
+    data = load_swc(corpus, test_articles=config.test_articles, validation_articles=config.validation_articles)
     stats = corpus_stats(data)
     print(json.dumps({split: {k: v for k, v in s.items() if k != "entities"} for split, s in stats.items()}))
 
     _stage(f"2/7 adapting the teacher {config.teacher} to tagged text (LoRA, {config.adapt_steps} steps)")
     adapt = adapt_corpus(corpus, out / "work" / "teacher_adapter", config.teacher, config.test_articles,
-                         max_steps=config.adapt_steps, batch_size=4, max_length=config.adapt_max_length,
-                         seed=config.seed)  # fmt: skip
-    print({k: v for k, v in adapt.items() if k != "adapter"})
+                         AdaptConfig(max_steps=config.adapt_steps, batch_size=4, max_length=config.adapt_max_length,
+                                     seed=config.seed))  # fmt: skip
+    print({k: v for k, v in adapt.items() if k not in ("adapter", "settings")})
     teacher_dir = export_teacher(
-        adapt["adapter"], out / "checkpoints" / "teacher-adapter", config.teacher, adapt,
-        {"max_steps": config.adapt_steps, "max_length": config.adapt_max_length, "lora_r": 16, "lora_alpha": 32,
-         "learning_rate": 2e-4, "size": "135M-parameter"},
+        adapt["adapter"], out / "checkpoints" / "teacher-adapter", config.teacher, adapt, adapt["settings"],
         data=f"tagged passages of the {len(load_swc_articles(corpus, 'train'))} training articles of {corpus.name}",
     )  # fmt: skip
 
@@ -117,15 +125,20 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     cache = _cache_teacher(config, data["train"], teacher_dir, out / "work" / "teacher_cache")
 
     students = {}
-    for run in RUNS[1:]:
-        _stage(f"{4 if run == 'fine-tuned' else 5}/7 training the {run} student ({config.train_steps} steps)")
-        students[run] = _train(config, run, student_path, data["train"], cache, out)
+    for i, run in enumerate(RUNS[1:]):
+        _stage(f"{4 + i}/7 training the {run} student ({ARMS[run]}, {config.recipe.steps} steps)")
+        folders = {form: out / "checkpoints" / f"{run}-{form}" for form in ("merged", "adapter")}
+        students[run] = train_student(config.recipe, ARMS[run], data["train"], out / "work" / run,
+                                      cache if run == "distilled" else None, config.seed, folders,
+                                      config.cache_dir)  # fmt: skip
 
-    _stage("6/7 long-form evaluation on the test articles")
+    _stage(f"6/7 long-form evaluation on the test articles ({config.strategy} decoding)")
     models = [student_path, *(students[r]["merged"] for r in RUNS[1:])]
-    decoding = Decoding(language=None if config.student.endswith(".en") else "en")
-    results = evaluate_longform(models, corpus, "test", ("chunked",), out / "evaluation", decoding,
+    decoding = Decoding(language=None if student.endswith(".en") else "en")
+    results = evaluate_longform(models, corpus, "test", (config.strategy,), out / "evaluation", decoding,
                                 config.eval_batch_size, labels=list(RUNS))  # fmt: skip
+    runs = {r: results["runs"][f"{r} ({config.strategy})"] for r in RUNS}
+    comparisons = [compare([runs[a]], [runs[b]], (a, b)) for a, b in zip(RUNS, RUNS[1:], strict=False)]
 
     _stage("7/7 model cards")
     teacher_text = (f"`{hub_id(config.teacher)}` adapted to entity tags ({config.adapt_steps} LoRA steps; "
@@ -136,15 +149,16 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     for run in RUNS[1:]:
         for form in ("merged", "adapter"):
             write_student_card(
-                students[run][form], results, f"{run} (chunked)", base_model=hub_id(config.student),
+                students[run][form], results, f"{run} ({config.strategy})", base_model=hub_id(student),
                 teacher=teacher_text if run == "distilled" else "none (plain fine-tuning, the baseline)",
-                data=data_text, settings=students[run]["settings"], method=students[run]["method"],
-                model_name=f"whisper-{config.student}-{run}", eval_dir=out / "evaluation",
+                data=data_text, settings=students[run]["settings"], method=METHODS[run],
+                model_name=f"whisper-{student}-{run}", eval_dir=out / "evaluation",
                 data_limitations="speech synthesised by flite from Wikipedia text: clean, evenly paced read speech.",
             )  # fmt: skip
     summary = {
         "wall_s": time.perf_counter() - started,
-        "table": {r: results["runs"][f"{r} (chunked)"]["summary"] for r in RUNS},
+        "table": {r: runs[r]["summary"] for r in RUNS},
+        "comparisons": comparisons,
         "checkpoints": {r: {f: str(students[r][f]) for f in ("merged", "adapter")} for r in RUNS[1:]},
         "teacher": str(teacher_dir),
         "teacher_adaptation": {k: v for k, v in adapt.items() if k != "adapter"},
@@ -152,11 +166,21 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     }
     if config.sample:
         summary["sample"] = _sample(out, student_path, students, decoding)
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "demo.json", json.dumps(summary, indent=2) + "\n")
     print("\n" + markdown_table(results))
-    print(f"checkpoints (with README.md model cards): {out / 'checkpoints'}")
+    for comparison in comparisons:
+        print("\n" + compare_table(comparison))
+    print(f"\ncheckpoints (with README.md model cards): {out / 'checkpoints'}")
     print(f"main job done in {summary['wall_s'] / 60:.1f} min; summary: {out / 'demo.json'}")
     return summary
+
+
+METHODS = {
+    "fine-tuned": "label-smoothed cross-entropy only (the baseline for the distilled model).",
+    "distilled": "label-smoothed cross-entropy plus token-level distillation from a LLaMA-family teacher aligned by "
+    "optimal transport across the two tokenizers, and a loss between the decoder's sentence embedding and the "
+    "teacher's embedding of the text in its article context.",
+}
 
 
 def _cache_teacher(config: DemoConfig, train, adapter: Path, folder: Path):
@@ -167,60 +191,6 @@ def _cache_teacher(config: DemoConfig, train, adapter: Path, folder: Path):
     settings = CacheConfig(k=config.k, context_words=config.context_words)
     cache_teacher(train, model, tokenizer, folder, settings, teacher_identity(config.teacher, model, str(adapter)))
     return TeacherCache(folder)
-
-
-def _train(config: DemoConfig, run: str, student_path: str, train, cache, out: Path) -> dict:
-    """Train one student with LoRA; `run` is "fine-tuned" (cross-entropy only) or "distilled"."""
-    import torch
-    from transformers import AutoTokenizer, WhisperForConditionalGeneration, WhisperProcessor, set_seed
-
-    from .collator import DistillationCollator
-    from .config import ContextDistillTrainingArguments
-    from .data.dataset import with_audio
-    from .hub import save_student
-    from .losses import build_vocab_map
-    from .teacher.load import resolve_teacher
-    from .trainer import ContextDistillTrainer
-
-    distilled = run == "distilled"
-    set_seed(config.seed)
-    processor = WhisperProcessor.from_pretrained(student_path)
-    model = WhisperForConditionalGeneration.from_pretrained(student_path)
-    if model.generation_config.is_multilingual:
-        processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
-    settings = dict(max_steps=config.train_steps, per_device_train_batch_size=config.batch_size,
-                    learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=0.1, seed=config.seed,
-                    lora_r=config.lora_r, lora_alpha=2 * config.lora_r, label_smoothing_factor=0.1)  # fmt: skip
-    weights = {f.name: f.default for f in fields(ContextDistillTrainingArguments) if f.name.endswith("_weight")}
-    settings.update({**weights, **config.distill} if distilled else dict.fromkeys(weights, 0.0))
-    args = ContextDistillTrainingArguments(
-        output_dir=str(out / "work" / run), logging_steps=max(1, config.train_steps // 10), save_strategy="no",
-        report_to=[], use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
-        dataloader_num_workers=0, **settings,
-    )  # fmt: skip
-    extra = {}
-    if distilled:
-        teacher_tokenizer = AutoTokenizer.from_pretrained(resolve_teacher(config.teacher, cache=config.cache_dir))
-        extra["vocab_map"], coverage = build_vocab_map(processor.tokenizer, teacher_tokenizer)
-        extra["teacher_dim"] = int(cache[0]["embedding"].shape[0])
-        print(f"teacher -> student vocabulary coverage: {coverage:.3f}")
-    trainer = ContextDistillTrainer(
-        model=model, args=args, train_dataset=with_audio(train), processing_class=processor,
-        data_collator=DistillationCollator(processor, cache if distilled else None), **extra,
-    )  # fmt: skip
-    trainer.train()
-    trainer.model.eval()
-    folders = {form: save_student(trainer.model, processor, out / "checkpoints" / f"{run}-{form}", form)
-               for form in ("merged", "adapter")}  # fmt: skip
-    method = ("label-smoothed cross-entropy only (the baseline for the distilled model)." if not distilled else
-              "label-smoothed cross-entropy plus token-level distillation from a LLaMA-family teacher aligned "
-              "by optimal transport across the two tokenizers, and a loss between the decoder's sentence "
-              "embedding and the teacher's embedding of the text in its article context.")  # fmt: skip
-    losses = [h for h in trainer.state.log_history if "loss" in h]
-    return {**folders, "model": trainer.model, "processor": processor,
-            "method": method, "settings": {"student": config.student, **settings,
-                         "first_logged_loss": losses[0]["loss"] if losses else None,
-                         "last_logged_loss": losses[-1]["loss"] if losses else None}}  # fmt: skip
 
 
 def _sample(out: Path, student_path: str, students: dict, decoding) -> dict:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .errors import ConfigError
 from .metrics import compute_all, scores_from_counts, summary
 from .metrics.alignment import words
 from .metrics.entities import resolve_mode
@@ -59,7 +60,7 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
     if limit:
         articles = articles.select(range(min(limit, len(articles))))
     if len(articles) == 0:
-        raise ValueError(f"{data}: the {split!r} split has no article")
+        raise ConfigError(f"{data}: the {split!r} split has no article")
     runs = {}
     for i, model in enumerate(models):
         asr = load_asr_pipeline(model, device, cache)

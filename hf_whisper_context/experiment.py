@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from .errors import HfWhisperContextError
 from .utils import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ ARMS: dict[str, dict | None] = {
 }
 
 
-class ExperimentError(ValueError):
+class ExperimentError(HfWhisperContextError, ValueError):
     """An experiment that cannot run as asked (unknown arm or setting, missing data)."""
 
 
@@ -123,11 +124,11 @@ def uses_teacher(arm: str) -> bool:
     return ARMS[name] is not None and any(weights.get(k, 1.0) for k in _NO_TEACHER)
 
 
-def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: int = 0, forms=("merged",),
-                  cache_dir=None) -> dict:  # fmt: skip
+def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: int = 0,
+                  save_to: dict | None = None, cache_dir=None) -> dict:  # fmt: skip
     """Train one student of `arm` on `train` (chunk rows of `load_swc`) with `recipe`; `cache` (a `TeacherCache`)
-    for arms with a teacher. Saves `forms` ("merged", "adapter") under `out`; returns their paths, the model, the
-    processor, the settings and the log history."""
+    for arms with a teacher. Saves it as `save_to` says ({"merged": folder, "adapter": folder}; default: merged in
+    `out/merged`); returns those paths, the model, the processor, the settings and the log history."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor, set_seed
 
@@ -164,7 +165,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         if cache is None:
             raise ExperimentError(f"arm {arm!r} distils from the teacher: give it a teacher cache")
         extra["vocab_map"], coverage = cache.vocab_map(processor.tokenizer)
-        extra["teacher_dim"] = int(cache[next(i for i in range(len(cache)) if cache[i] is not None)]["embedding"].size)
+        extra["teacher_dim"] = cache.embedding_dim
         logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
     collator = DistillationCollator(processor, cache if distilled else None, timestamp_ratio=recipe.timestamp_ratio,
                                     seed=seed)  # fmt: skip
@@ -172,7 +173,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
                                     processing_class=processor, data_collator=collator, **extra)  # fmt: skip
     trainer.train()
     trainer.model.eval()
-    saved = {form: save_student(trainer.model, processor, out / form, form, overwrite=True) for form in forms}
+    saved = {form: save_student(trainer.model, processor, folder, form, overwrite=True)
+             for form, folder in (save_to or {"merged": out / "merged"}).items()}  # fmt: skip
     history = trainer.state.log_history
     atomic_write(out / "log_history.json", json.dumps(history, indent=2))
     return {**saved, "model": trainer.model, "processor": processor, "history": history,

@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .bundled import hub_id
+from .errors import HfWhisperContextError
 from .metrics import HEADLINE
 from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, tables
 from .tags import TAG_ROWS_FILE
@@ -31,7 +33,7 @@ ENTITY_MODES = {
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class HubError(ValueError):
+class HubError(HfWhisperContextError, ValueError):
     """A checkpoint cannot be saved or pushed as asked; the message says why and what to do."""
 
 
@@ -43,14 +45,6 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise HubError(f"{path} exists and is not empty: choose another folder or pass overwrite (--overwrite)")
     return path
-
-
-def hub_id(model: str | os.PathLike) -> str:
-    """The Hub id a model comes from: a bundled model's origin, a Hub id itself, else the path as given."""
-    from .bundled import identify
-
-    found = identify(model)
-    return found[1].hub_id if found and found[1].hub_id else str(model)
 
 
 def _template(name: str) -> Path:

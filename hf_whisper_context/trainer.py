@@ -28,6 +28,7 @@ from torch import nn
 from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
+from .errors import ConfigError
 from .lora import apply_lora, lora_config
 from .losses import (
     PaperProjections,
@@ -261,7 +262,7 @@ class ContextDistillTrainer(Seq2SeqTrainer):
 
     def _live_teacher(self, windows: list[dict], device) -> dict:
         if self.teacher is None:
-            raise ValueError("the collator sends teacher windows but the trainer has no teacher: pass teacher=...")
+            raise ConfigError("the collator sends teacher windows but the trainer has no teacher: pass teacher=...")
         present = [w for w in windows if w]
         outputs = iter(teacher_outputs(self.teacher, present, self.args.ot_k, self.args.teacher_pooling,
                                        self.args.teacher_layer, self.teacher.config.pad_token_id or 0))  # fmt: skip

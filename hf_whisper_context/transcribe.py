@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLING_RATE, is_silent, load_audio
+from .errors import ConfigError
 from .tags import balance
 
 logger = logging.getLogger(__name__)
@@ -41,19 +41,10 @@ class Decoding:
 
 
 def resolve_model(model: str | os.PathLike, cache: str | os.PathLike | None = None) -> str:
-    """`from_pretrained` argument for a bundled name ("tiny.en", "base"), a local folder, or a Hub id."""
+    """`from_pretrained` argument for a Whisper model: a bundled name ("tiny.en", "base"), a folder or a Hub id."""
     from . import bundled
 
-    if str(model) in bundled.WHISPER_MODELS:
-        return str(bundled.whisper(str(model), cache))
-    if Path(model).exists():
-        return str(model)
-    if "/" in str(model) and not str(model).startswith((".", "/")):
-        return str(model)  # a Hub id: needs network, as for any transformers user
-    raise ValueError(
-        f"unknown model {str(model)!r}: not a bundled model ({', '.join(bundled.WHISPER_MODELS)}), "
-        "an existing folder, or a Hub id such as openai/whisper-small"
-    )
+    return bundled.resolve(model, "whisper", cache=cache)
 
 
 def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None = None, cache=None):
@@ -144,7 +135,7 @@ def transcribe_long(
     are skipped. 0 s of audio gives an empty transcript.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     multilingual = bool(getattr(asr.model.generation_config, "is_multilingual", False))
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}

@@ -6,6 +6,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hf_whisper_context.demo import RUNS, DemoConfig, run_demo
+from hf_whisper_context.experiment import Recipe
 from hf_whisper_context.hub import HubError
 from hf_whisper_context.report import COUNT_METRICS
 from hf_whisper_context.teacher.load import load_teacher
@@ -19,24 +20,23 @@ pytestmark = pytest.mark.slow
 
 
 def test_main_job_runs_end_to_end_at_toy_size(corpus, tiny_models, tmp_path):
-    config = DemoConfig(output_dir=str(tmp_path / "demo"), student=str(tiny_models / "student"),
-                        teacher=str(tiny_models / "teacher"), corpus=str(corpus), test_articles=1, adapt_steps=1,
-                        adapt_max_length=32, context_words=16, k=4, train_steps=2, batch_size=2, sample=False,
-                        eval_batch_size=2)  # fmt: skip
+    recipe = Recipe(student=str(tiny_models / "student"), steps=2, batch_size=2)
+    config = DemoConfig(output_dir=str(tmp_path / "demo"), recipe=recipe, teacher=str(tiny_models / "teacher"),
+                        corpus=str(corpus), test_articles=1, validation_articles=0, adapt_steps=1,
+                        adapt_max_length=32, context_words=64, k=4, sample=False, eval_batch_size=2)  # fmt: skip
     summary = run_demo(config)
     out = tmp_path / "demo"
     assert list(summary["table"]) == list(RUNS)
     results = json.loads((out / "evaluation" / "results.json").read_text())
     assert json.loads((out / "demo.json").read_text())["table"] == summary["table"]
+    assert [c["names"] for c in summary["comparisons"]] == [list(RUNS[:2]), list(RUNS[1:])]
     for run in RUNS[1:]:
         for form, library in (("merged", "transformers"), ("adapter", "peft")):
             folder = out / "checkpoints" / f"{run}-{form}"
             card = ModelCard.load(folder / "README.md")
             assert card.data.library_name == library
             values = {r.metric_type: r.metric_value for r in card.data.eval_results}
-            assert values == {
-                k: v for k, v in results["runs"][f"{run} (chunked)"]["summary"].items() if k not in COUNT_METRICS
-            }
+            assert values == _rates(results["runs"][f"{run} (sequential)"]["summary"])
             assert (folder / "plots" / "wer_per_article.png").is_file()
     teacher_folder = out / "checkpoints" / "teacher-adapter"
     assert json.loads((teacher_folder / "quantization.json").read_text()) == {"method": "none"}

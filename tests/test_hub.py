@@ -9,7 +9,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from safetensors import safe_open
 from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
-from hf_whisper_context import hub
+from hf_whisper_context import bundled, hub
 from hf_whisper_context.audio import load_audio
 from hf_whisper_context.lora import apply_lora, lora_config
 from hf_whisper_context.metrics import HEADLINE, compute_all, summary
@@ -91,9 +91,7 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         assert data.pipeline_tag == "automatic-speech-recognition" and data.base_model == "openai/whisper-tiny.en"
         assert data.library_name == ("peft" if form == "adapter" else "transformers")
         values = {r.metric_type: r.metric_value for r in data.eval_results}
-        assert values == {
-            k: v for k, v in results["runs"]["distilled (chunked)"]["summary"].items() if k not in COUNT_METRICS
-        }
+        assert values == _rates(results["runs"]["distilled (chunked)"]["summary"])
         assert "| PERSON |" in card.text and "| , |" in card.text and "`0.05`" in card.text
         assert f'model="{folder.resolve()}"' in card.text
     with pytest.raises(hub.HubError, match="no run"):
@@ -156,5 +154,5 @@ def test_cli_push_reports_a_clear_error(tmp_path, capsys):
 
 
 def test_hub_id_of_bundled_models(tiny_en):
-    assert hub.hub_id("tiny.en") == hub.hub_id(tiny_en) == "openai/whisper-tiny.en"
-    assert hub.hub_id("someone/model") == "someone/model"
+    assert bundled.hub_id("tiny.en") == bundled.hub_id(tiny_en) == "openai/whisper-tiny.en"
+    assert bundled.hub_id("someone/model") == "someone/model"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..tags import Span
 from ..tags import render as render_tags
 from .swc import Article, resolved_tails
@@ -31,13 +32,13 @@ class ChunkConfig:
 
     def __post_init__(self):
         if min(self.left_s, self.right_s) < 0 or self.middle_s <= 0:
-            raise ValueError(f"chunk windows must be non-negative with a positive middle, got {self}")
+            raise ConfigError(f"chunk windows must be non-negative with a positive middle, got {self}")
         if self.left_s + self.middle_s + self.right_s > 30.0:
-            raise ValueError(
+            raise ConfigError(
                 f"left + middle + right = {self.left_s + self.middle_s + self.right_s} s > Whisper's 30 s"
             )
         if not 64 <= self.context_words <= 4096:
-            raise ValueError(f"context_words must be in 64..4096, got {self.context_words}")
+            raise ConfigError(f"context_words must be in 64..4096, got {self.context_words}")
 
 
 @dataclass
@@ -78,7 +79,7 @@ def interpolate_times(start: list[int | None], end: list[int | None]) -> tuple[n
     e = np.array([np.nan if v is None else v for v in end], dtype=float)
     timed = np.flatnonzero(~np.isnan(s))
     if timed.size == 0:
-        raise ValueError("no timed tokens to interpolate from")
+        raise ConfigError("no timed tokens to interpolate from")
     i = 0
     while i < n:
         if not np.isnan(s[i]):

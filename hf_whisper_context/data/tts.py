@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..errors import HfWhisperContextError
+
 ENGINES = {
     # engine: (executable, how to install it, default voice)
     "flite": ("flite", "`apt-get install flite` (Debian/Ubuntu)", "slt"),
@@ -35,7 +37,7 @@ def piper_voice(name: str) -> str:
     return str(Path(spec.origin).parent / "data" / "en_US-joe-medium.onnx")
 
 
-class TTSError(RuntimeError):
+class TTSError(HfWhisperContextError, RuntimeError):
     """The speech engine is missing or failed."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 def pool(hidden, mask, pooling: str = "mean"):
     """hidden: (B, n, d); mask: (B, n) bool -> (B, d). A row with no valid position pools to zeros."""
@@ -19,7 +21,7 @@ def pool(hidden, mask, pooling: str = "mean"):
     if pooling == "last":
         last = (mask.long().cumsum(1) * mask).argmax(1)  # index of the last True (0 when there is none)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last] * mask.any(1, keepdim=True)
-    raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
+    raise ConfigError(f"pooling must be 'mean' or 'last', not {pooling!r}")
 
 
 def representation_loss(student_hidden, student_mask, teacher_embedding, projector, pooling="mean", reduction="mean"):

@@ -19,6 +19,8 @@ import os
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 _MARGINAL_TOLERANCE = 0.05  # L1 distance of the plan's row sums from the marginal (which sums to 1)
@@ -58,7 +60,7 @@ def sinkhorn(cost, row_mask=None, col_mask=None, eps: float = 0.1, n_iters: int 
         plan: (B, n, m) float32; row sums 1/n_valid on valid rows, column sums 1/m_valid on valid columns.
     """
     if eps <= 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+        raise ConfigError(f"eps must be > 0, got {eps}")
     c = cost.detach().float()
     batch, n, m = c.shape
     row_mask = torch.ones(batch, n, dtype=torch.bool, device=c.device) if row_mask is None else row_mask.bool()
@@ -78,7 +80,7 @@ def sinkhorn(cost, row_mask=None, col_mask=None, eps: float = 0.1, n_iters: int 
     elif kernel == "log":
         plan = _log_domain(c, valid, a, b, eps, n_iters, tol)
     else:
-        raise ValueError(f"kernel must be 'auto', 'multiplicative' or 'log', not {kernel!r}")
+        raise ConfigError(f"kernel must be 'auto', 'multiplicative' or 'log', not {kernel!r}")
     plan = torch.where(valid, plan, 0.0)
     error = float((plan.sum(-1) - a).abs().sum(-1).max()) if plan.numel() else 0.0
     if error > _MARGINAL_TOLERANCE:

@@ -20,6 +20,7 @@ import logging
 
 import torch
 
+from ..errors import ConfigError
 from .sinkhorn import import_pot, sinkhorn
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def _plan(cost, student_mask, teacher_mask, eps, n_iters, backend):
     if backend == "torch":
         return sinkhorn(cost, student_mask, teacher_mask, eps=eps, n_iters=n_iters)
     if backend not in ("pot", "emd"):
-        raise ValueError(f"backend must be 'torch', 'pot' or 'emd', not {backend!r}")
+        raise ConfigError(f"backend must be 'torch', 'pot' or 'emd', not {backend!r}")
     ot = import_pot()
     plan = torch.zeros_like(cost, dtype=torch.float32)
     for b in range(cost.shape[0]):

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..errors import ConfigError
 from .alignment import align_texts
 from .capitalization import capitalization_events, capitalization_from_counts, capitalization_scores
 from .counts import total, windows
@@ -60,7 +61,7 @@ def compute_all(references: Sequence[str], predictions: Sequence[str], entity_mo
     windows of that many reference words (inserted words go with the reference word before them), for `compare`.
     """
     if len(references) != len(predictions):
-        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+        raise ConfigError(f"{len(references)} references but {len(predictions)} predictions")
     mode = resolve_mode(entity_mode, predictions)
     tagged_refs, tagged_hyps = tag_for_scoring(references, predictions, mode, tagger)
     counts: Counter = Counter()
@@ -121,7 +122,7 @@ def load(name: str, **kwargs):
     import evaluate
 
     if name not in MODULE_NAMES:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(MODULE_NAMES)}")
+        raise ConfigError(f"unknown metric {name!r}; known: {', '.join(MODULE_NAMES)}")
     return evaluate.load(str(MODULES_DIR / name / f"{name}.py"), **kwargs)
 
 

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import HfWhisperContextError
 from . import HEADLINE, LOWER_IS_BETTER, scores_from_counts, summary
 
 MIN_ARTICLES = 20
 
 
-class CompareError(ValueError):
+class CompareError(HfWhisperContextError, ValueError):
     """Two results that cannot be compared (other articles or references, no window counts)."""
 
 

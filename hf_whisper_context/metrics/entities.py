@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 
+from ..errors import ConfigError
 from ..tags import ENTITY_TYPES, NUMERIC_TYPES, has_tags, render
 from .alignment import MARKS, Aligned, align_texts, clean
 from .counts import Event, prf, ratio, total
@@ -119,7 +120,7 @@ def resolve_mode(mode: str, predictions: Sequence[str]) -> str:
     if mode == "auto":
         return "tags" if any(has_tags(p) for p in predictions) else "tagger"
     if mode not in MODES:
-        raise ValueError(f"entity mode must be auto, tags or tagger, not {mode!r}")
+        raise ConfigError(f"entity mode must be auto, tags or tagger, not {mode!r}")
     return mode
 
 

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from ..errors import ConfigError
 from .alignment import Aligned, align_texts, clean, edit_opcodes, without_brackets
 from .counts import Event, error_rate, total
 
@@ -67,9 +68,9 @@ def wer_from_counts(counts: Mapping, normalization: str = "orthographic") -> dic
 def word_error_rate(references: Sequence[str], predictions: Sequence[str], normalization="orthographic") -> dict:
     """Corpus WER of `predictions` against `references` with S/D/I/hit counts and the number of reference words."""
     if len(references) != len(predictions):
-        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+        raise ConfigError(f"{len(references)} references but {len(predictions)} predictions")
     if normalization not in KINDS:
-        raise ValueError(f"normalization must be 'orthographic' or 'normalised', not {normalization!r}")
+        raise ConfigError(f"normalization must be 'orthographic' or 'normalised', not {normalization!r}")
     counts = total([])
     for ref, hyp in zip(references, predictions, strict=True):
         if normalization == "orthographic":

@@ -1,8 +1,8 @@
 """Adapt the teacher to entity-tagged article text: LoRA (QLoRA on CUDA) SFT with TRL's `SFTTrainer`.
 
-Paper recipe as defaults: r=16, alpha=32 on q_proj/v_proj, lr 2e-4, 3 epochs. The 42 tag tokens are added to the
-teacher's tokenizer and embeddings first; their rows are trained (peft `trainable_token_indices`) while the rest of
-the model stays frozen. The adapter is saved with its tokenizer; `merge=True` also writes merged weights.
+Paper recipe as defaults (`AdaptConfig`): r=16, alpha=32 on q_proj/v_proj, lr 2e-4, 3 epochs. The 42 tag tokens are
+added to the teacher's tokenizer and embeddings first; their rows are trained while the rest of the model stays
+frozen. The adapter is saved with its tokenizer; `merge=True` also writes merged weights.
 
 The tag rows are trained in place - the embedding matrix is made trainable and a gradient hook zeroes every other
 row - rather than with peft's `trainable_token_indices`: TRL's fused LM head reads `lm_head.weight` directly, which
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..data.entities import add_tag_tokens
@@ -58,26 +59,30 @@ def closing_tag_probability(model, tokenizer, texts: list[str], max_length: int 
     return sum(probs) / len(probs) if probs else math.nan
 
 
-def adapt_teacher(
-    train_texts: list[str],
-    output_dir: str | Path,
-    teacher: str = "smollm2-135m",
-    eval_texts: list[str] | None = None,
-    r: int = 16,
-    lora_alpha: int = 32,
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
-    learning_rate: float = 2e-4,
-    num_train_epochs: float = 3.0,
-    max_steps: int = -1,
-    batch_size: int = 4,
-    max_length: int = 512,
-    quantization: str | None = "auto",
-    merge: bool = False,
-    seed: int = 0,
-    logging_steps: int = 10,
-) -> dict:
-    """LoRA-SFT the teacher on tagged text; returns the adapter path and held-out loss / closing-tag probability
-    before and after (when `eval_texts` is given)."""
+@dataclass
+class AdaptConfig:
+    """How the teacher is adapted to tagged text (the paper's recipe by default)."""
+
+    r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    target_modules: str = field(default="q_proj,v_proj", metadata={"help": "Comma-separated modules to adapt."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (linear decay)."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs (unless max_steps > 0)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after N steps (default: num_train_epochs)."})
+    batch_size: int = field(default=4, metadata={"help": "Passages per step."})
+    max_length: int = field(default=512, metadata={"help": "Teacher tokens per tagged passage."})
+    quantization: str | None = field(default="auto", metadata={
+        "help": "auto (4bit QLoRA on CUDA, none on CPU), 4bit, 8bit or none."})  # fmt: skip
+    merge: bool = field(default=False, metadata={"help": "Also write merged weights."})
+    seed: int = field(default=0, metadata={"help": "Seed of the tag rows, LoRA's initialisation and data order."})
+    logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
+
+
+def adapt_teacher(train_texts: list[str], output_dir: str | Path, teacher: str = "smollm2-135m",
+                  eval_texts: list[str] | None = None, config: AdaptConfig | None = None,
+                  **overrides) -> dict:  # fmt: skip
+    """LoRA-SFT the teacher on tagged text with `config` (fields may be overridden as keywords); returns the adapter
+    path, the settings used, and held-out loss / closing-tag probability before and after (given `eval_texts`)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -85,7 +90,9 @@ def adapt_teacher(
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
 
-    set_seed(seed)  # before the tag rows (sampled by mean resizing) and LoRA's initialisation: the same adapter
+    config = replace(config or AdaptConfig(), **overrides)
+    set_seed(config.seed)  # before the tag rows (sampled by mean resizing) and LoRA's initialisation: the same adapter
+    quantization = None if config.quantization == "none" else config.quantization
     if quantization == "auto":
         quantization = "4bit" if torch.cuda.is_available() else None
     path = resolve_teacher(teacher)
@@ -99,12 +106,14 @@ def adapt_teacher(
     if quantization:
         model = prepare_model_for_kbit_training(model)
     tag_ids = tokenizer.convert_tokens_to_ids(list(TAG_TOKENS))
-    lora = LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=list(target_modules), task_type="CAUSAL_LM")
+    lora = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, target_modules=config.target_modules.split(","),
+                      task_type="CAUSAL_LM")  # fmt: skip
     args = SFTConfig(
-        output_dir=str(output_dir), dataset_text_field="text", max_length=max_length, learning_rate=learning_rate,
-        num_train_epochs=num_train_epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size, logging_steps=logging_steps, save_strategy="no", report_to=[],
-        seed=seed, bf16=bf16, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="linear",
+        output_dir=str(output_dir), dataset_text_field="text", max_length=config.max_length,
+        learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed, bf16=bf16,
+        use_cpu=not torch.cuda.is_available(), lr_scheduler_type="linear",
         gradient_checkpointing=torch.cuda.is_available(),  # TRL's default; on CPU memory is not the limit, time is
     )  # fmt: skip
     eval_dataset = Dataset.from_dict({"text": eval_texts}) if eval_texts else None
@@ -112,7 +121,8 @@ def adapt_teacher(
     embeddings = train_rows_only(model.get_input_embeddings().weight, tag_ids)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": list(train_texts)}),
                          eval_dataset=eval_dataset, processing_class=tokenizer)  # fmt: skip
-    report = {"added_tag_tokens": added, "quantization": quantization, "train_passages": len(train_texts)}
+    report = {"added_tag_tokens": added, "quantization": quantization, "train_passages": len(train_texts),
+              "settings": {**asdict(config), "quantization": quantization}}  # fmt: skip
     if eval_texts:
         report["eval_loss_before"] = trainer.evaluate()["eval_loss"]
         with trainer.model.disable_adapter():
@@ -127,7 +137,7 @@ def adapt_teacher(
     save_file({"tag_ids": torch.tensor(tag_ids), "rows": embeddings.detach()[tag_ids].cpu().contiguous()},
               str(out / TAG_ROWS_FILE))  # fmt: skip
     report["adapter"] = str(out)
-    if merge:
+    if config.merge:
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
@@ -136,11 +146,12 @@ def adapt_teacher(
     return report
 
 
-def adapt_corpus(data, output_dir, teacher: str = "smollm2-135m", test_articles: int = 3, **kwargs) -> dict:
+def adapt_corpus(data, output_dir, teacher: str = "smollm2-135m", test_articles: int = 3, config=None,
+                 **overrides) -> dict:  # fmt: skip
     """`adapt_teacher` on the tagged articles of an SWC folder: train split to train, test split held out."""
     from ..data.dataset import load_swc, load_swc_articles
 
     load_swc(data, test_articles=test_articles)  # writes splits.json on first use
     train = tagged_passages(load_swc_articles(data, "train")["text_tagged"])
     held_out = tagged_passages(load_swc_articles(data, "test")["text_tagged"])
-    return adapt_teacher(train, output_dir, teacher, eval_texts=held_out, **kwargs)
+    return adapt_teacher(train, output_dir, teacher, eval_texts=held_out, config=config, **overrides)

@@ -19,13 +19,14 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import HfWhisperContextError
 from ..utils import atomic_write
-from .window import max_tokens, teacher_outputs, teacher_window
+from .window import DEFAULT_CONTEXT_WORDS, max_tokens, teacher_outputs, teacher_window
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +40,27 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-class CacheError(ValueError):
+class CacheError(HfWhisperContextError, ValueError):
     """A cache that cannot be used as asked (another fingerprint, a broken shard, a bad row)."""
 
 
 @dataclass(frozen=True)
 class CacheConfig:
-    k: int = 64  # top-k log-probs kept per position
-    context_words: int = 512  # words of article context (half before, half after), at most what the data holds
-    pooling: str = "last"  # "last" (last non-pad token) or "mean" (masked mean) for the window embedding
-    layer: int = -1  # hidden layer pooled for the embedding
-    text_column: str = "text"  # the chunk text the student learns ("text" or "text_tagged")
-    max_length: int | None = None  # teacher tokens per window (default: `window.MAX_TOKENS`, at most the tokenizer's)
-    batch_size: int = 8
-    shard_size: int = 256
+    k: int = field(default=64, metadata={"help": "Top-k log-probs kept per teacher position."})
+    context_words: int = field(
+        default=DEFAULT_CONTEXT_WORDS,
+        metadata={
+            "help": "Words of article context the teacher reads (half before, half after), at most what the data has."
+        },
+    )
+    pooling: str = field(default="last", metadata={"help": "Window embedding: last (non-pad token) or mean."})
+    layer: int = field(default=-1, metadata={"help": "Hidden layer pooled for the embedding."})
+    text_column: str = field(default="text", metadata={"help": "The chunk text the student learns: text or "
+                                                               "text_tagged."})  # fmt: skip
+    max_length: int | None = field(default=None, metadata={
+        "help": "Teacher tokens per window (default: window.MAX_TOKENS, at most the tokenizer's)."})  # fmt: skip
+    batch_size: int = field(default=8, metadata={"help": "Windows per teacher forward pass."})
+    shard_size: int = field(default=256, metadata={"help": "Rows per safetensors shard."})
 
     def __post_init__(self):
         if self.pooling not in ("last", "mean"):
@@ -161,7 +169,7 @@ def cache_teacher(
         info = {"fingerprint": fp, "config": asdict(config), "identity": identity, "rows": len(dataset),
                 "shard_size": config.shard_size, "k": config.k, "data_fingerprint": data_fingerprint,
                 "lm_head_rows": model.get_output_embeddings().weight.shape[0],
-                "tokenizer_sha256": tokenizer_hash(tokenizer)}  # fmt: skip
+                "embedding_dim": model.config.hidden_size, "tokenizer_sha256": tokenizer_hash(tokenizer)}  # fmt: skip
         atomic_write(manifest, json.dumps(info, indent=2))
     max_length = max_tokens(tokenizer, config.max_length)
     n_shards = math.ceil(len(dataset) / config.shard_size)
@@ -249,6 +257,13 @@ class TeacherCache:
         if built_from and given and built_from != given:
             raise CacheError(f"the teacher cache {self.folder} was built from dataset {built_from}, not {given} "
                              "(changed data or chunking); rebuild it with `teacher cache`")  # fmt: skip
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the cached context embeddings (the teacher's hidden size)."""
+        if "embedding_dim" in self.info:
+            return int(self.info["embedding_dim"])
+        return int(next(r for r in map(self.__getitem__, sorted(self._rows)) if r is not None)["embedding"].shape[0])
 
     def tokenizer(self):
         """The teacher tokenizer that wrote this cache's token ids."""

@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..errors import HfWhisperContextError
 from ..tags import TAG_ROWS_FILE
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ LLAMA_FAMILY = {
 }
 
 
-class TeacherError(ValueError):
+class TeacherError(HfWhisperContextError, ValueError):
     """The teacher cannot be loaded as asked; the message says why and what to do."""
 
 
@@ -58,9 +59,7 @@ def quantization_config(quantization: str | None):
 def resolve_teacher(name_or_path: str | os.PathLike, dtype: str = "float32", cache=None) -> str:
     from .. import bundled
 
-    if str(name_or_path) in bundled.TEACHER_MODELS:
-        return str(bundled.teacher(str(name_or_path), "bfloat16" if dtype == "bfloat16" else "float32", cache))
-    return str(name_or_path)
+    return bundled.resolve(name_or_path, "teacher", dtype, cache)
 
 
 def ensure_pad_token(tokenizer) -> None:

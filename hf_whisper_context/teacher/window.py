@@ -9,12 +9,15 @@ nearest the chunk kept) to fit `max_tokens`, never the chunk.
 
 from __future__ import annotations
 
+from ..errors import HfWhisperContextError
+
 TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
                 "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
 MAX_TOKENS = 4096  # the default cap of a window, in teacher tokens (lowered to what the tokenizer supports)
+DEFAULT_CONTEXT_WORDS = 512  # words of article context the teacher reads by default (half before, half after)
 
 
-class WindowError(ValueError):
+class WindowError(HfWhisperContextError, ValueError):
     """A chunk that cannot be put in a teacher window (its text alone is longer than the window)."""
 
 
