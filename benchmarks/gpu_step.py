@@ -1,7 +1,7 @@
 """Training step at Whisper-large-v3 / Llama-3.1-8B shapes (random init; throughput does not depend on the weights):
 plain LoRA fine-tuning vs distillation with a live teacher (teacher forward + OT + KD + REP), through
 `ContextDistillTrainer.compute_loss`, with bf16 adapters. Prints ms per step, the ratio, the teacher forward alone,
-and the fraction of the bf16 matmul peak measured in the same run (GPU.md has reference figures from an H200).
+and the fraction of the bf16 matmul peak measured in the same run (docs/gpu.md has reference figures from an H200).
 
     python benchmarks/gpu_step.py                  # a GPU: batch 16 x 30 s, 128 label tokens, 160 teacher tokens
     python benchmarks/gpu_step.py --tiny --steps 1  # tiny shapes: checks the script on a CPU

@@ -20,7 +20,7 @@ from .errors import HfWhisperContextError
 from .metrics import HEADLINE
 from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, tables
 from .tags import TAG_ROWS_FILE
-from .utils import atomic_folder
+from .utils import atomic_folder, atomic_write
 
 TEMPLATE_DIRS = (
     Path(__file__).resolve().parents[1] / "model_cards",  # a source checkout / editable install
@@ -115,9 +115,7 @@ def _settings_table(settings: dict) -> str:
 
 
 def _write_card(folder: Path, card) -> None:
-    tmp = folder / ".README.md.tmp"
-    card.save(str(tmp))
-    os.replace(tmp, folder / "README.md")
+    atomic_write(folder / "README.md", str(card))
 
 
 def write_student_card(folder, results: dict, run_name: str, *, base_model: str, teacher: str, data: str,

@@ -1,7 +1,7 @@
 """LoRA for the student (and the teacher's adaptation): adapters in the model's dtype, chosen embedding rows trainable.
 
 peft's default `autocast_adapter_dtype=True` keeps LoRA weights in fp32 on a bf16 model and casts activations at
-every adapted layer: 1.7x the step time on an H200 (GPU.md). Here adapters follow the model's dtype.
+every adapted layer: 1.7x the step time on an H200 (docs/gpu.md). Here adapters follow the model's dtype.
 """
 
 from __future__ import annotations

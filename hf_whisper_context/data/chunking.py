@@ -27,7 +27,9 @@ class ChunkConfig:
     left_s: float = 5.0  # audio context before the middle
     middle_s: float = 20.0  # the middle: windows advance by about this much
     right_s: float = 5.0  # audio context after the middle
-    context_words: int = 1024  # the teacher's text window: half before the chunk, half after (64..4096)
+    # article text kept around each chunk (half before, half after): the widest window a teacher can read (64..4096);
+    # how much of it a teacher does read is its own setting (`CacheConfig.context_words`)
+    context_words: int = 4096
     timestamp_precision_s: float = 0.02  # Whisper's timestamp tokens, for the boundary markers
 
     def __post_init__(self):

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..audio import SAMPLING_RATE, resample
 from ..errors import ConfigError
-from ..utils import atomic_folder
+from ..utils import atomic_folder, atomic_write
 from .tts import ENGINES, engine_path, espeak_with_word_times, synthesize
 
 logger = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ def build_corpus(
         report.built.append(title)
         bar.update()
     bar.close()
-    (out / "corpus.json").write_text(json.dumps({"config": asdict(config), "articles": report.built}, indent=2))
+    atomic_write(out / "corpus.json", json.dumps({"config": asdict(config), "articles": report.built}, indent=2))
     if report.skipped:
         logger.info("passed over %d articles: %s", len(report.skipped), "; ".join(report.skipped))
     return report

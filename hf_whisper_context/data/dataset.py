@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 
 from ..audio import SAMPLING_RATE, resample
 from ..errors import ConfigError
+from ..utils import atomic_write
 from .chunking import ChunkConfig, chunk_article, flatten
 from .entities import DEFAULT_SPACY_MODEL, TAGGER_VERSION, EntityTagger
 from .swc import SWCError, read_article
@@ -66,10 +65,7 @@ def make_splits(root: str | Path, test_articles: int = 3, validation_articles: i
         "validation": sorted(order[n_test : n_test + n_val]),
         "test": sorted(order[:n_test]),
     }
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(splits, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(splits, indent=2))
     return splits
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import HfWhisperContextError
+from ..utils import atomic_path
 
 ENGINES = {
     # engine: (executable, how to install it, default voice)
@@ -60,25 +59,19 @@ def synthesize(text: str, out_wav: str | Path, engine: str = "flite", voice: str
     exe = engine_path(engine)
     voice = voice or ENGINES[engine][2]
     out_wav = Path(out_wav)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=out_wav.parent)
-    os.close(fd)
-    stdin = None
-    if engine == "flite":
-        # flite's duration_stretch is the inverse of speed
-        cmd = [exe, "-voice", voice, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", tmp]
-    elif engine == "espeak":
-        cmd = [exe, "-v", voice, "-s", str(round(175 * rate)), "-w", tmp, text]
-    else:
-        cmd = [exe, "--model", piper_voice(voice), "--length-scale", f"{1 / rate:.3f}", "--output_file", tmp]
-        stdin = text.encode()
-    try:
+    with atomic_path(out_wav) as tmp:
+        stdin = None
+        if engine == "flite":
+            # flite's duration_stretch is the inverse of speed
+            cmd = [exe, "-voice", voice, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", str(tmp)]
+        elif engine == "espeak":
+            cmd = [exe, "-v", voice, "-s", str(round(175 * rate)), "-w", str(tmp), text]
+        else:
+            cmd = [exe, "--model", piper_voice(voice), "--length-scale", f"{1 / rate:.3f}", "--output_file", str(tmp)]
+            stdin = text.encode()
         done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600)
-        if done.returncode != 0 or os.path.getsize(tmp) <= 44:
+        if done.returncode != 0 or tmp.stat().st_size <= 44:
             raise TTSError(f"{engine} failed on {text[:40]!r}: {done.stderr.decode(errors='replace').strip()}")
-        os.replace(tmp, out_wav)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out_wav
 
 

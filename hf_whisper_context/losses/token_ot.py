@@ -1,4 +1,4 @@
-"""Token-level distillation across two tokenizers, aligned by optimal transport (DESIGN.md section 5).
+"""Token-level distillation across two tokenizers, aligned by optimal transport (docs/losses.md).
 
 Student positions i (Whisper tokens of the reference text) and teacher positions j (LLaMA tokens of the same
 text) are matched by an entropic OT plan over the cost
