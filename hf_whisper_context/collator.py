@@ -25,12 +25,14 @@ import random
 import re
 import zlib
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .audio import SAMPLING_RATE
+from .student_tags import tag_ids
+from .tags import space_after_opening_tags
 from .teacher.cache import CacheError
 from .teacher.window import max_tokens, pad_teacher, teacher_window
 
@@ -49,6 +51,7 @@ class DistillationCollator:
     prompt_words: int = 0  # > 0: condition on the previous text (last N words of `context_before`) as a prompt
     timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
     seed: int = 0  # which rows get timestamped targets
+    _tag_ids: frozenset | None = field(default=None, init=False, repr=False)
 
     def _timestamped(self, row: dict) -> bool:
         if self.timestamp_ratio <= 0:
@@ -62,16 +65,19 @@ class DistillationCollator:
         text = row[self.text_column].strip()
         prefix = tokenizer.prefix_tokens[1:]  # the decoder-start token is added by the model
         if self._timestamped(row):
-            target = row[f"{self.text_column}_segments"]
+            target = space_after_opening_tags(row[f"{self.text_column}_segments"])
             prefix = [t for t in prefix if t != tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
             to_text = _offsets_in(text, target)
         else:
-            target, to_text = " " + text, lambda i: max(0, i - 1)
+            target, to_text = " " + space_after_opening_tags(text), lambda i: max(0, i - 1)
         enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
         ids = [*prefix, *enc["input_ids"], tokenizer.eos_token_id][: self.max_label_length]
         spans, mask = [(0, 0)] * len(prefix), [False] * len(prefix)
+        if self._tag_ids is None:
+            self._tag_ids = frozenset(tag_ids(tokenizer))
         for token, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
-            is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>")  # not a timestamp or special token
+            # text tokens and entity tags (the teacher predicts both), not timestamps or other special tokens
+            is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>") or token in self._tag_ids
             spans.append((to_text(s), to_text(e)) if is_text else (0, 0))
             mask.append(is_text)
         return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)]

@@ -57,6 +57,8 @@ class Recipe:
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
+    tagged: bool = field(default=False, metadata={
+        "help": "The student writes entity tags itself (42 tag tokens added, targets from text_tagged)."})
 
 
 @dataclass
@@ -112,10 +114,14 @@ def parse_arm(arm: str) -> tuple[str, dict]:
     return name, overrides
 
 
+def _recipe_fields() -> set[str]:
+    return {f.name for f in fields(Recipe)}
+
+
 def _settable() -> set[str]:
     from .config import ContextDistillTrainingArguments
 
-    return {f.name for f in fields(Recipe)} | {f.name for f in fields(ContextDistillTrainingArguments)}
+    return _recipe_fields() | {f.name for f in fields(ContextDistillTrainingArguments)}
 
 
 def uses_teacher(arm: str) -> bool:
@@ -136,19 +142,23 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     from .config import ContextDistillTrainingArguments
     from .data.dataset import with_audio
     from .hub import save_student
+    from .student_tags import add_tag_tokens, tag_ids
     from .trainer import ContextDistillTrainer
     from .transcribe import resolve_model
 
     name, overrides = parse_arm(arm)
-    recipe_fields = {f.name for f in fields(Recipe)}
-    recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in recipe_fields})
-    weights = {**ARMS[name], **{k: v for k, v in overrides.items() if k not in recipe_fields}}
+    recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in _recipe_fields()})
+    weights = {**ARMS[name], **{k: v for k, v in overrides.items() if k not in _recipe_fields()}}
     set_seed(seed)
     student = resolve_model(recipe.student, cache_dir)
     processor = WhisperProcessor.from_pretrained(student)
     model = WhisperForConditionalGeneration.from_pretrained(student)
     if model.generation_config.is_multilingual:
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
+    trainable_rows = []
+    if recipe.tagged:
+        processor.tokenizer = add_tag_tokens(model, processor.tokenizer)
+        trainable_rows = tag_ids(processor.tokenizer)  # their embedding rows train under LoRA too
     settings = dict(max_steps=recipe.steps, per_device_train_batch_size=recipe.batch_size, seed=seed,
                     learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=recipe.warmup,
                     lora_r=recipe.lora_r, lora_alpha=2 * recipe.lora_r if recipe.lora_r else 64,
@@ -167,10 +177,11 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         extra["vocab_map"], coverage = cache.vocab_map(processor.tokenizer)
         extra["teacher_dim"] = cache.embedding_dim
         logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
-    collator = DistillationCollator(processor, cache if distilled else None, timestamp_ratio=recipe.timestamp_ratio,
-                                    seed=seed)  # fmt: skip
+    collator = DistillationCollator(processor, cache if distilled else None, text_column=text_column(recipe),
+                                    timestamp_ratio=recipe.timestamp_ratio, seed=seed)  # fmt: skip
     trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
-                                    processing_class=processor, data_collator=collator, **extra)  # fmt: skip
+                                    processing_class=processor, data_collator=collator,
+                                    trainable_token_ids=trainable_rows, **extra)  # fmt: skip
     trainer.train()
     trainer.model.eval()
     saved = {form: save_student(trainer.model, processor, folder, form, overwrite=True)
@@ -178,10 +189,15 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     history = trainer.state.log_history
     atomic_write(out / "log_history.json", json.dumps(history, indent=2))
     return {**saved, "model": trainer.model, "processor": processor, "history": history,
-            "settings": {"student": recipe.student, "arm": arm, **settings}}  # fmt: skip
+            "settings": {"student": recipe.student, "arm": arm, "tagged": recipe.tagged,
+                         "timestamp_ratio": recipe.timestamp_ratio, **settings}}  # fmt: skip
 
 
-def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int):
+def text_column(recipe: Recipe) -> str:
+    return "text_tagged" if recipe.tagged else "text"
+
+
+def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int, column: str = "text"):
     """Adapt the teacher once (deterministic), cache it once per context size; both resume."""
     from .teacher.adapt import adapt_corpus
     from .teacher.cache import CacheConfig, TeacherCache, cache_teacher, teacher_identity
@@ -192,10 +208,10 @@ def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int
         report = adapt_corpus(config.data, adapter, config.teacher, max_steps=config.adapt_steps, batch_size=4,
                               max_length=256)  # fmt: skip
         atomic_write(out / "teacher" / "done.json", json.dumps({k: v for k, v in report.items()}, indent=2))
-    folder = out / "caches" / f"ctx{context_words}"
+    folder = out / "caches" / (f"ctx{context_words}" + ("" if column == "text" else f"-{column}"))
     model, tokenizer = load_teacher(config.teacher, dtype=config.teacher_dtype, adapter=str(adapter),
                                     cache=config.cache_dir)  # fmt: skip
-    settings = CacheConfig(k=config.k, context_words=context_words)
+    settings = CacheConfig(k=config.k, context_words=context_words, text_column=column)
     cache_teacher(data["train"], model, tokenizer, folder, settings, teacher_identity(config.teacher, model,
                                                                                        str(adapter)))  # fmt: skip
     return TeacherCache(folder)
@@ -259,9 +275,11 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         if seed is None:
             model, history = resolve_model(recipe.student, config.cache_dir), []
         else:
-            if context is not None and context not in caches:
-                caches[context] = _teacher_cache(config, out, data, context)
-            trained = train_student(recipe, arm, data["train"], folder, caches.get(context), seed,
+            arm_recipe = replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
+            key = (context, text_column(arm_recipe))
+            if context is not None and key not in caches:
+                caches[key] = _teacher_cache(config, out, data, *key)
+            trained = train_student(recipe, arm, data["train"], folder, caches.get(key), seed,
                                     cache_dir=config.cache_dir)  # fmt: skip
             model, history = trained["merged"], trained["history"]
         results = _evaluate(config, model, arm, folder)

@@ -108,6 +108,14 @@ def _drop_projector(folder: Path) -> None:
     (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
+def _writes_tags(folder: Path) -> bool:
+    from transformers import AutoTokenizer
+
+    from .student_tags import tag_ids
+
+    return bool(tag_ids(AutoTokenizer.from_pretrained(folder)))
+
+
 def _settings_table(settings: dict) -> str:
     lines = ["| setting | value |", "|---|---|"]
     lines.extend(f"| {k} | `{v}` |" for k, v in settings.items())
@@ -171,6 +179,7 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
         test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
         data_limitations=data_limitations, entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
+        tagged=_writes_tags(folder),
     )  # fmt: skip
     _write_card(folder, card)
     return card

@@ -23,6 +23,7 @@ TAG_ROWS_FILE = "tag_embeddings.safetensors"
 # `[TYPE]`, `[/TYPE]`, `<TYPE>` or `</TYPE>` (the closer must match the opener's bracket); groups: bracket, "/", type
 TAG = re.compile(r"(?:(\[)|<)(/?)(" + "|".join(ENTITY_TYPES) + r")(?(1)\]|>)")
 
+OPENING = re.compile(r"(?:(?P<square>\[)|<)(" + "|".join(ENTITY_TYPES) + r")(?(square)\]|>)")
 Span = tuple[int, int, str]  # character start, end (exclusive), type
 
 
@@ -47,6 +48,13 @@ def has_tags(text: str) -> bool:
 def strip_tags(text: str) -> str:
     """Remove the tags; the whitespace around them stays as it was."""
     return TAG.sub("", text or "")
+
+
+def space_after_opening_tags(text: str) -> str:
+    """Move the whitespace before each opening tag to after it: "in [GPE]Ulm" -> "in[GPE] Ulm". A student that writes
+    tags then keeps the word tokens it writes without them (Whisper's word tokens start with their space); read as
+    tags, both texts have the same words and spans."""
+    return re.sub(r"(\s+)(" + OPENING.pattern + ")", r"\2\1", text)
 
 
 def render(text: str, spans: Sequence[Span]) -> str:

@@ -60,9 +60,13 @@ def test_cli_exit_codes_for_bad_input(tmp_path, capsys):
 
 
 def test_unknown_model_lists_bundled_names():
-    with pytest.raises(ValueError, match=r"not a bundled model \(tiny.en, base\)"):
+    from hf_whisper_context.bundled import BundledModelError, resolve
+
+    with pytest.raises(BundledModelError, match=r"not a bundled model \(tiny.en, base\)"):
         resolve_model("tiny")
     assert resolve_model("openai/whisper-small") == "openai/whisper-small"
+    with pytest.raises(BundledModelError, match=r"unknown teacher model 'smollm'.*\(smollm2-135m\)"):
+        resolve("smollm", "teacher")
 
 
 def test_missing_tts_engine_says_what_to_install(tmp_path, monkeypatch):
