@@ -142,7 +142,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     from .config import ContextDistillTrainingArguments
     from .data.dataset import with_audio
     from .hub import save_student
-    from .student_tags import add_tag_tokens, tag_ids
+    from .student_tags import insert_tag_tokens, tag_ids
     from .trainer import ContextDistillTrainer
     from .transcribe import resolve_model
 
@@ -157,7 +157,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
     trainable_rows = []
     if recipe.tagged:
-        processor.tokenizer = add_tag_tokens(model, processor.tokenizer)
+        processor.tokenizer = insert_tag_tokens(model, processor.tokenizer)
         trainable_rows = tag_ids(processor.tokenizer)  # their embedding rows train under LoRA too
     settings = dict(max_steps=recipe.steps, per_device_train_batch_size=recipe.batch_size, seed=seed,
                     learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=recipe.warmup,

@@ -49,7 +49,7 @@ def _shifted_tokenizer(tokenizer, n: int):
         return type(tokenizer).from_pretrained(tmp)
 
 
-def add_tag_tokens(model, tokenizer):
+def insert_tag_tokens(model, tokenizer):
     """Give a Whisper `model` and its `tokenizer` the 42 tag tokens (see the module docstring); the model is changed
     in place. Returns the new tokenizer. A tokenizer that has them already is returned as it is."""
     import torch

@@ -175,7 +175,7 @@ class ContextDistillTrainer(Seq2SeqTrainer):
     `teacher_dim` (size of the teacher embeddings), `teacher` (a live teacher from `load_teacher`, with a collator
     given `teacher_tokenizer`; otherwise the collator reads a cache), `peft_config` (LoRA for the student; or
     `lora_r` in the arguments), `trainable_token_ids` (embedding rows that train under LoRA, e.g. the 42 tag tokens
-    from `add_tag_tokens`).
+    from `student_tags.insert_tag_tokens`).
     """
 
     loss_is_scaled_for_ga = True  # every term is divided by the accumulated batch's label-token count

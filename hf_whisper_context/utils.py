@@ -10,6 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def tokenizer_hash(tokenizer) -> str:
+    """Identity of a tokenizer's vocabulary (its tokens and their ids)."""
+    import hashlib
+    import json
+
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """A temporary file path beside `target` (hidden: `.<name>.*`), renamed over `target` when the block ends without

@@ -6,7 +6,7 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
 from hf_whisper_context.audio import load_audio
-from hf_whisper_context.student_tags import add_tag_tokens, tag_ids, tags_as_text
+from hf_whisper_context.student_tags import insert_tag_tokens, tag_ids, tags_as_text
 from hf_whisper_context.tags import TAG_TOKENS
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def test_tags_inserted_before_the_timestamps_leave_decoding_unchanged(tiny_en, c
     features = processor(load_audio(clips[0][0]), sampling_rate=16000, return_tensors="pt").input_features
     before = {ts: model.generate(features, return_timestamps=ts)[0].tolist() for ts in (False, True)}
     n = processor.tokenizer.convert_tokens_to_ids("<|notimestamps|>")
-    tokenizer = add_tag_tokens(model, processor.tokenizer)
+    tokenizer = insert_tag_tokens(model, processor.tokenizer)
     assert tag_ids(tokenizer) == list(range(n, n + 42)) and len(tokenizer) == model.config.vocab_size == 51864 + 42
     assert tokenizer.convert_tokens_to_ids(["<|notimestamps|>", "<|0.00|>"]) == [n + 42, n + 43]
     assert tokenizer.all_special_ids[-1] == n + 42  # Whisper's tokenizer starts timestamps after its last special
@@ -26,7 +26,7 @@ def test_tags_inserted_before_the_timestamps_leave_decoding_unchanged(tiny_en, c
         with torch.no_grad():
             after = model.generate(features, return_timestamps=timestamps)[0].tolist()
         assert after == [i + 42 if i >= n else i for i in ids]
-    assert add_tag_tokens(model, tokenizer) is tokenizer  # twice is once
+    assert insert_tag_tokens(model, tokenizer) is tokenizer  # twice is once
 
     processor.tokenizer = tokenizer
     model.save_pretrained(tmp_path)

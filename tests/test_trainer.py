@@ -141,8 +141,11 @@ def test_vocab_map_must_come_from_the_caching_tokenizer(parts, tmp_path):
     teacher = LlamaForCausalLM(config).eval()
     data = Dataset.from_dict({"text": [r["text"] for r in parts.rows]})
     cache = TeacherCache(cache_teacher(data, teacher, tagged, tmp_path / "cache", CacheConfig(k=8)))
-    with pytest.raises(CacheError, match="LM-head rows"):
+    with pytest.raises(CacheError, match=r"built from the teacher tokenizer .*smollm2.*was written by the one in"):
         cache.check_vocab_map(parts.vocab_map)
+    plain = parts.vocab_map.clone()  # a map without its stamp: caught by its size
+    with pytest.raises(CacheError, match="LM-head rows"):
+        cache.check_vocab_map(plain)
     with pytest.raises(CacheError, match=r"not by .*smollm2.*build the vocabulary map"):
         cache.check_tokenizer(parts.teacher_tokenizer)
     cache.check_tokenizer(tagged)
@@ -150,7 +153,7 @@ def test_vocab_map_must_come_from_the_caching_tokenizer(parts, tmp_path):
     assert len(vocab_map) == len(tagged) + 30 == cache.info["lm_head_rows"]
     cache.check_vocab_map(vocab_map)
     args = ContextDistillTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
-    with pytest.raises(CacheError, match="LM-head rows"):
+    with pytest.raises(CacheError, match="built from the teacher tokenizer"):
         ContextDistillTrainer(model=_model(), args=args, train_dataset=parts.rows, vocab_map=parts.vocab_map,
                               teacher_dim=16, data_collator=DistillationCollator(parts.processor, cache))  # fmt: skip
 
@@ -222,3 +225,14 @@ def test_resume_continues_the_same_loss_curve(parts, tmp_path):
     saved = json.loads((tmp_path / "parts" / "checkpoint-3" / "config.json").read_text())
     assert saved["d_model"] == 32
     assert "distill_projector.weight" in dict(resumed.model.named_parameters())
+
+
+def test_the_same_seed_trains_the_same_student(parts, tmp_path):
+    """Bit for bit on CPU: the seed fixes LoRA's initialisation, the heads and the data order."""
+    weights = []
+    for run in ("a", "b"):
+        torch.randn(3)  # the global RNG in another state before the second run
+        trainer = _trainer(parts, tmp_path / run, max_steps=3, lora_r=4, lora_alpha=8)
+        trainer.train()
+        weights.append({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])

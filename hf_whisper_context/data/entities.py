@@ -75,7 +75,8 @@ def _pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[tuple[int, str]]:
 
 
 def add_tag_tokens(tokenizer, model=None) -> int:
-    """Add the 42 tag tokens to `tokenizer` (and resize `model`'s embeddings to match). Returns how many were new."""
+    """Append the 42 tag tokens to a teacher's `tokenizer` (and resize `model`'s embeddings to match). Returns how
+    many were new. (A Whisper student takes them before its timestamps instead: `student_tags.insert_tag_tokens`.)"""
     added = tokenizer.add_tokens([t for t in TAG_TOKENS if t not in tokenizer.get_vocab()])
     if model is not None:
         embeddings = model.get_input_embeddings()

@@ -21,6 +21,7 @@ import logging
 import torch
 
 from ..errors import ConfigError
+from ..utils import tokenizer_hash
 from .sinkhorn import import_pot, sinkhorn
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def build_vocab_map(student_tokenizer, teacher_tokenizer, teacher_rows: int | No
     for token, i in teacher.items():
         mapping[i] = student.get(_canonical(token), -1)
     coverage = float((mapping[list(teacher.values())] >= 0).float().mean())
+    # which tokenizer the map speaks for: a trainer checks it against the one that wrote the teacher cache
+    mapping.teacher_tokenizer = (getattr(teacher_tokenizer, "name_or_path", ""), tokenizer_hash(teacher_tokenizer))
     if coverage < warn_below:
         logger.warning("only %.1f%% of the teacher's vocabulary maps onto the student's (unrelated tokenizers?)",
                        100 * coverage)  # fmt: skip

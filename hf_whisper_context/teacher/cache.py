@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HfWhisperContextError
-from ..utils import atomic_write
+from ..utils import atomic_write, tokenizer_hash
 from .window import DEFAULT_CONTEXT_WORDS, max_tokens, teacher_outputs, teacher_window
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,6 @@ logger = logging.getLogger(__name__)
 TEXT_VERSION = "1"  # bump when the text fed to the teacher changes
 TOKENIZER_DIR = "tokenizer"
 
-
-def tokenizer_hash(tokenizer) -> str:
-    """Identity of a tokenizer's vocabulary (ids and tokens)."""
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 class CacheError(HfWhisperContextError, ValueError):
@@ -291,7 +286,16 @@ class TeacherCache:
             )
 
     def check_vocab_map(self, vocab_map) -> None:
-        """Refuse a vocabulary map that does not cover every id the cache's teacher can emit."""
+        """Refuse a vocabulary map built from another teacher tokenizer than the cache's, or one that does not cover
+        every id the cache's teacher can emit."""
+        built_from = getattr(vocab_map, "teacher_tokenizer", None)  # (name, hash), stamped by build_vocab_map
+        recorded = self.info.get("tokenizer_sha256")
+        if built_from and recorded and built_from[1] != recorded:
+            raise CacheError(
+                f"the vocabulary map was built from the teacher tokenizer {built_from[0]!r} (vocabulary "
+                f"{built_from[1]}), but the teacher cache {self.folder} was written by the one in "
+                f"{self.folder / TOKENIZER_DIR} (vocabulary {recorded}): use TeacherCache.vocab_map(student_tokenizer)"
+            )
         rows = self.info.get("lm_head_rows")
         if rows and len(vocab_map) < rows:
             raise CacheError(
