@@ -22,9 +22,11 @@ def train_rows_only(weight: torch.nn.Parameter, rows: list[int]) -> torch.nn.Par
 
 
 def lora_config(r: int = 32, alpha: int = 64, target_modules=WHISPER_TARGETS):
+    """A `LoraConfig` (dropout 0); `target_modules`: module names, or one regex over the full module paths."""
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(target_modules))
+    targets = target_modules if isinstance(target_modules, str) else list(target_modules)
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets)
 
 
 def apply_lora(model, config, trainable_token_ids=(), modules_to_save=()):

@@ -145,8 +145,9 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
                     peft_config=None, trainable_token_ids=()):  # fmt: skip
     """The student as the trainer trains it: the distillation heads added as submodules (saved with checkpoints),
     the encoder frozen but its last `args.freeze_encoder_layers` layers, and LoRA applied (`peft_config`, or one
-    built from `args.lora_r`, ...). Heads are created without moving the RNG, so that LoRA's initialisation and the
-    data order do not depend on them. A model that already has its heads (or is a peft model) is left as it is."""
+    built from `args.lora_r`, ..., with no adapter in the frozen layers). Heads are created without moving the RNG,
+    so that LoRA's initialisation and the data order do not depend on them. A model that already has its heads (or
+    is a peft model) is left as it is."""
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
@@ -162,7 +163,13 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
         freeze_encoder(model, args.freeze_encoder_layers)
     heads = [m for m in ("distill_projector", "distill_paper") if hasattr(model, m)]
     if peft_config is None and getattr(args, "lora_r", None):
-        peft_config = lora_config(args.lora_r, args.lora_alpha, args.lora_target_modules.split(","))
+        targets = args.lora_target_modules.split(",")
+        if getattr(args, "freeze_encoder_layers", None) is not None:
+            # no adapters in the frozen encoder layers: they would train them (and cost their backward pass)
+            layers = len(model.get_encoder().layers)
+            kept = "|".join(str(i) for i in range(layers - args.freeze_encoder_layers, layers)) or "NONE"
+            targets = rf".*(?:decoder\..*|encoder\.layers\.(?:{kept})\..*)\.(?:{'|'.join(targets)})"
+        peft_config = lora_config(args.lora_r, args.lora_alpha, targets)
     if peft_config is not None:
         model = apply_lora(model, peft_config, trainable_token_ids, heads)
     return model

@@ -236,3 +236,14 @@ def test_the_same_seed_trains_the_same_student(parts, tmp_path):
         trainer.train()
         weights.append({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
     assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_frozen_encoder_layers_get_no_adapters(tmp_path):
+    from hf_whisper_context.trainer import prepare_student
+
+    args = ContextDistillTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], lora_r=2,
+                                           freeze_encoder_layers=1)  # fmt: skip
+    trainable = [n for n, p in prepare_student(_model(), args).named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert not any("encoder.layers.0." in n for n in trainable)  # the frozen layer: no adapter to train
+    assert any("encoder.layers.1." in n for n in trainable) and any("decoder.layers.0." in n for n in trainable)
