@@ -11,6 +11,8 @@ _LAZY = {
     "ContextDistillTrainer": ".trainer",
     "ContextDistillTrainingArguments": ".config",
     "DistillationCollator": ".collator",
+    "prepare_student": ".trainer",
+    "HfWhisperContextError": ".errors",
 }
 __all__ = ["__version__", "bundled", *_LAZY]
 
