@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from ..errors import ConfigError
 from ..tags import ENTITY_TYPES, NUMERIC_TYPES, has_tags, render
@@ -148,9 +149,15 @@ def entity_scores(references: Sequence[str], predictions: Sequence[str], mode: s
     return entities_from_counts(counts, mode)
 
 
-def tag_texts(texts: Sequence[str], tagger=None) -> list[str]:
-    """Inline-tag plain texts with the package's tagger (spaCy + rules), as the references were tagged."""
+@lru_cache(maxsize=1)
+def default_tagger():
+    """The package's tagger, loaded once per process (scoring many articles tags each of them)."""
     from ..data.entities import EntityTagger
 
-    tagger = tagger or EntityTagger()
+    return EntityTagger()
+
+
+def tag_texts(texts: Sequence[str], tagger=None) -> list[str]:
+    """Inline-tag plain texts with the package's tagger (spaCy + rules), as the references were tagged."""
+    tagger = tagger or default_tagger()
     return [render(text, found) for text, found in zip(texts, tagger.tag(list(texts)), strict=True)]
