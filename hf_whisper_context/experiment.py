@@ -6,7 +6,9 @@ against the off-the-shelf model).
 An arm is a name from `ARMS` (the loss terms it trains with), optionally followed by `@key=value,key=value`
 overrides of the recipe (`Recipe` fields or `ContextDistillTrainingArguments` fields): `ce@learning_rate=1e-4`.
 Every finished run writes `done.json` in its folder; a rerun skips it, so an interrupted grid resumes at the first
-unfinished run. The teacher is adapted once and cached once per context size, shared by every arm and seed.
+unfinished run. A run in progress is claimed (`.running`, the process id), so several processes can work through one
+grid side by side (e.g. one per core with `OMP_NUM_THREADS=1`). The teacher is adapted once and cached once per
+context size, shared by every arm and seed.
 """
 
 from __future__ import annotations
@@ -253,6 +255,25 @@ def plan(config: ExperimentConfig) -> list[tuple[str, int | None, int | None]]:
     return runs
 
 
+CLAIM = ".running"  # holds the pid of the process running a run: several processes can share one grid
+
+
+def _claim(folder: Path) -> bool:
+    """Take the run in `folder` for this process, unless a live process holds it (a dead one's claim is taken)."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = folder / CLAIM
+    try:
+        holder = int(claim.read_text())
+        os.kill(holder, 0)  # raises if that process is gone
+        return holder == os.getpid()
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        pass
+    atomic_write(claim, str(os.getpid()))
+    return int(claim.read_text()) == os.getpid()
+
+
 def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
     """Run (or resume) every planned run, then write `experiment.json`, `experiment.md` and plots."""
     from .data.dataset import load_swc
@@ -268,8 +289,8 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
     caches = {}
     for arm, seed, context in plan(config):
         folder = out / "runs" / run_name(arm, seed, context)
-        if (folder / "done.json").is_file():
-            continue
+        if (folder / "done.json").is_file() or not _claim(folder):
+            continue  # finished, or being run by another live process on the same grid
         started = time.perf_counter()
         logger.info("run %s", folder)
         if seed is None:
@@ -287,6 +308,7 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(recipe),
                 "seconds": time.perf_counter() - started, "history": history, "results": paths}  # fmt: skip
         atomic_write(folder / "done.json", json.dumps(done, indent=2))
+        (folder / CLAIM).unlink(missing_ok=True)
     from .experiment_report import write_tables
 
     return write_tables(config, out)
