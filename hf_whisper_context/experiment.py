@@ -51,7 +51,7 @@ class Recipe:
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (linear decay)."})
     warmup: float = field(default=0.1, metadata={"help": "Warm-up: a share of the steps if < 1, else steps."})
     lora_r: int | None = field(default=32, metadata={"help": "LoRA rank; None trains every weight."})
-    freeze_encoder_layers: int | None = field(default=None, metadata={
+    freeze_encoder_layers: int | None = field(default=2, metadata={
         "help": "Freeze the encoder but its last N layers (paper: 2); None trains it all."})  # fmt: skip
     label_smoothing_factor: float = field(default=0.1, metadata={"help": "Label smoothing of the cross-entropy."})
     timestamp_ratio: float = field(
