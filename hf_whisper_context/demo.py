@@ -46,7 +46,7 @@ class DemoConfig:
     validation_articles: int = 2
     adapt_steps: int = 20
     adapt_max_length: int = 256
-    teacher_dtype: str = "bfloat16"
+    teacher_dtype: str = "auto"  # bfloat16 on a GPU, float32 on a CPU (teacher.load.auto_dtype)
     context_words: int = DEFAULT_CONTEXT_WORDS
     k: int = 64
     recipe: Recipe = field(default_factory=Recipe)

@@ -59,8 +59,10 @@ class Recipe:
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
-    tagged: bool = field(default=False, metadata={
-        "help": "The student writes entity tags itself (42 tag tokens added, targets from text_tagged)."})
+    tagged: bool = field(
+        default=False,
+        metadata={"help": "The student writes entity tags itself (42 tag tokens added, targets from text_tagged)."},
+    )
 
 
 @dataclass
@@ -83,7 +85,8 @@ class ExperimentConfig:
         "help": "Long-form decoding strategies."})  # fmt: skip
     teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher: bundled name, folder or Hub id."})
     adapt_steps: int = field(default=20, metadata={"help": "Teacher adaptation steps (LoRA on tagged text)."})
-    teacher_dtype: str = field(default="bfloat16", metadata={"help": "Teacher dtype for caching."})
+    teacher_dtype: str = field(default="auto", metadata={
+        "help": "Teacher dtype for caching: auto (bfloat16 on a GPU, float32 on a CPU) or a dtype."})  # fmt: skip
     k: int = field(default=64, metadata={"help": "Top-k teacher log-probs cached per position."})
     eval_batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Bundled model cache."})

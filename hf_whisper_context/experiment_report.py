@@ -35,8 +35,9 @@ def _collect(out: Path) -> dict:
 
 
 def _mean_std(runs: list[dict]) -> dict[str, tuple[float, float]]:
-    return {m: (float(np.mean([r["summary"][m] for r in runs])), float(np.std([r["summary"][m] for r in runs])))
-            for m in HEADLINE}  # fmt: skip
+    """Mean and sample standard deviation (ddof 1; 0 for a single run) over seeds."""
+    values = {m: np.array([r["summary"][m] for r in runs], dtype=float) for m in HEADLINE}
+    return {m: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) for m, v in values.items()}
 
 
 def _comparisons(by_label: dict, baseline: str, off_the_shelf: str) -> list[dict]:

@@ -126,6 +126,13 @@ def _write_card(folder: Path, card) -> None:
     atomic_write(folder / "README.md", str(card))
 
 
+STRATEGY_DESCRIPTIONS = {
+    "chunked": "in 30 s windows with a 5 s stride, batched, the windows merged",
+    "sequential": "with Whisper's own sequential long-form decoding (30 s windows moved on by the predicted "
+    "timestamps)",
+}
+
+
 def write_student_card(folder, results: dict, run_name: str, *, base_model: str, teacher: str, data: str,
                        settings: dict, method: str = "", model_name: str | None = None, model_id: str | None = None,
                        eval_dir=None, summary: str = "", language: str = "en",
@@ -178,7 +185,8 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
         plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
         test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
-        data_limitations=data_limitations, entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
+        strategy_description=STRATEGY_DESCRIPTIONS[run["strategy"]], data_limitations=data_limitations,
+        entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
         tagged=_writes_tags(folder),
     )  # fmt: skip
     _write_card(folder, card)

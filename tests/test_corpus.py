@@ -81,3 +81,21 @@ def test_missing_engine_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TTSError, match="apt-get install espeak-ng"):
         build_corpus(tmp_path / "c", CorpusConfig(tts="espeak", articles=1))
+
+
+def test_like_speaks_the_held_out_articles_again_in_another_engine(corpus, tmp_path):
+    splits = make_splits(corpus, test_articles=1, validation_articles=1)
+    report = build_corpus(tmp_path, CorpusConfig(tts="espeak", like=str(corpus)))
+    assert report.skipped == [] and len(report.built) == len(splits["validation"]) + len(splits["test"])
+    again = json.loads((tmp_path / "splits.json").read_text())
+    assert again == {"train": [], "validation": splits["validation"], "test": splits["test"]}
+    text = {a.directory.name: a.text for a in read_swc(corpus)}
+    assert {a.directory.name: a.text for a in read_swc(tmp_path)} == {
+        a: text[a] for a in again["validation"] + again["test"]
+    }  # the same words, another voice
+    assert len(load_swc_articles(tmp_path, "test")) == len(splits["test"])
+
+
+def test_like_needs_a_built_corpus(tmp_path):
+    with pytest.raises(ValueError, match="not a built corpus"):
+        build_corpus(tmp_path / "c", CorpusConfig(tts="espeak", like=str(tmp_path)))

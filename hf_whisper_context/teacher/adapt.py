@@ -20,7 +20,7 @@ from pathlib import Path
 from ..data.entities import add_tag_tokens
 from ..lora import train_rows_only
 from ..tags import CLOSING_TAG_TOKENS, TAG_ROWS_FILE, TAG_TOKENS
-from .load import ensure_pad_token, quantization_config, resolve_teacher
+from .load import auto_dtype, ensure_pad_token, quantization_config, resolve_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def adapt_teacher(train_texts: list[str], output_dir: str | Path, teacher: str =
     path = resolve_teacher(teacher)
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    bf16 = auto_dtype() == "bfloat16"
     model = AutoModelForCausalLM.from_pretrained(
         path, quantization_config=quantization_config(quantization), dtype=torch.bfloat16 if bf16 else torch.float32
     )

@@ -34,7 +34,6 @@ TEXT_VERSION = "1"  # bump when the text fed to the teacher changes
 TOKENIZER_DIR = "tokenizer"
 
 
-
 class CacheError(HfWhisperContextError, ValueError):
     """A cache that cannot be used as asked (another fingerprint, a broken shard, a bad row)."""
 

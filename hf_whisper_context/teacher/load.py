@@ -74,6 +74,14 @@ def ensure_pad_token(tokenizer) -> None:
     tokenizer.pad_token = tokenizer.eos_token
 
 
+def auto_dtype() -> str:
+    """bfloat16 on a GPU that computes it natively, else float32: a CPU without bf16 units emulates it (a bf16
+    matmul takes 7x the float32 time on an AVX2 CPU; `benchmarks/bench_teacher_cache.py` times the teacher)."""
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+
+
 def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None, dtype="float32", device_map=None,
                  revision=None, adapter=None, trust_remote_code=False, cache=None):  # fmt: skip
     """Return `(model, tokenizer)`: frozen, eval mode, tokenizer with a pad token.
@@ -82,12 +90,13 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
         name_or_path: a bundled name ("smollm2-135m"), a local folder, or a Hub id (e.g. meta-llama/Llama-3.2-1B).
         quantization: None, "4bit" or "8bit" (bitsandbytes, CUDA only).
         gguf_file: a GGUF file name inside `name_or_path` (dequantized by transformers; needs `gguf`, `accelerate`).
-        dtype: "float32", "bfloat16" or "float16" for unquantized weights.
+        dtype: "float32", "bfloat16" or "float16" for unquantized weights, or "auto" (`auto_dtype`).
         adapter: a peft adapter folder (e.g. from `adapt_teacher`), applied on top.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = auto_dtype() if dtype == "auto" else dtype
     shipped = _shipped_adapter(name_or_path, revision) if adapter is None else None
     if shipped:  # a teacher shipped by `hub.export_teacher`: its base and quantization come with it
         adapter, (name_or_path, quantization) = shipped
