@@ -43,7 +43,12 @@ def trained(tiny_en):
 
 def _results(name="distilled (chunked)"):
     corpus = compute_all([REFERENCE], [HYPOTHESIS])
-    run = {"summary": summary(corpus), "corpus": corpus, "articles": [{"article_id": "a", "duration_s": 60.0}]}
+    run = {
+        "summary": summary(corpus),
+        "corpus": corpus,
+        "articles": [{"article_id": "a", "duration_s": 60.0}],
+        "strategy": "chunked",
+    }
     other = {**run, "summary": {k: 0.5 for k in HEADLINE}}
     return {"data": "/x/corpus", "split": "test", "decoding": "greedy", "runs": {"off-the-shelf (chunked)": other,
                                                                                name: run}}  # fmt: skip
@@ -93,6 +98,7 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         values = {r.metric_type: r.metric_value for r in data.eval_results}
         assert values == _rates(results["runs"]["distilled (chunked)"]["summary"])
         assert "| PERSON |" in card.text and "| , |" in card.text and "`0.05`" in card.text
+        assert "in 30 s windows with a 5 s stride" in card.text  # the strategy of the run
         assert f'model="{folder.resolve()}"' in card.text
     with pytest.raises(hub.HubError, match="no run"):
         hub.write_student_card(folder, results, "missing", base_model="b", teacher="t", data="d", settings={})
