@@ -18,7 +18,8 @@ SHOWN = ("wer", "wer_orthographic", "entity_f1", "comma_f1", "period_f1", "capit
 
 
 def _collect(out: Path) -> dict:
-    """{(corpus, strategy): {group label: [run results per seed]}}, a group being an arm at one context size."""
+    """{(corpus, strategy): {group label: {seed: run results}}}, a group being an arm at one context size (seed None:
+    an untrained arm)."""
     groups: dict = {}
     for done in sorted((out / "runs").rglob("done.json")):
         info = json.loads(done.read_text())
@@ -27,28 +28,27 @@ def _collect(out: Path) -> dict:
             results = json.loads(Path(path).read_text())
             for run in results["runs"].values():
                 key = (corpus, run["strategy"])
-                groups.setdefault(key, {}).setdefault(label, []).append((info["seed"], run))
-    for by_label in groups.values():
-        for label, runs in by_label.items():
-            by_label[label] = [run for _, run in sorted(runs, key=lambda r: -1 if r[0] is None else r[0])]
+                groups.setdefault(key, {}).setdefault(label, {})[info["seed"]] = run
     return groups
 
 
-def _mean_std(runs: list[dict]) -> dict[str, tuple[float, float]]:
+def _mean_std(runs: dict) -> dict[str, tuple[float, float]]:
     """Mean and sample standard deviation (ddof 1; 0 for a single run) over seeds."""
-    values = {m: np.array([r["summary"][m] for r in runs], dtype=float) for m in HEADLINE}
+    values = {m: np.array([r["summary"][m] for r in runs.values()], dtype=float) for m in HEADLINE}
     return {m: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) for m, v in values.items()}
 
 
 def _comparisons(by_label: dict, baseline: str, off_the_shelf: str) -> list[dict]:
+    """`ce` against the off-the-shelf model, and every other arm against `ce` on the seeds both have."""
     out = []
-    base = by_label.get(baseline)
+    base = by_label.get(baseline, {})
     if base and off_the_shelf in by_label:
-        ots = by_label[off_the_shelf][0]
-        out.append(compare([ots] * len(base), base, (off_the_shelf, baseline)))
+        ots = by_label[off_the_shelf][None]
+        out.append(compare([ots] * len(base), list(base.values()), (off_the_shelf, baseline)))
     for label, runs in by_label.items():
-        if base and label not in (baseline, off_the_shelf) and len(runs) == len(base):
-            out.append(compare(base, runs, (baseline, label)))
+        seeds = sorted(set(base) & set(runs))
+        if seeds and label not in (baseline, off_the_shelf):
+            out.append(compare([base[s] for s in seeds], [runs[s] for s in seeds], (baseline, label)))
     return out
 
 
@@ -103,8 +103,8 @@ def _plot(groups: dict, out: Path) -> None:
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6))
         labels = list(by_label)
         for ax, metric in zip(axes, metrics, strict=True):
-            values = [[r["summary"][metric] for r in by_label[label]] for label in labels]
-            ax.bar(range(len(labels)), [np.mean(v) for v in values], yerr=[np.std(v) for v in values], capsize=3)
+            stats = [_mean_std(by_label[label])[metric] for label in labels]
+            ax.bar(range(len(labels)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
             ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize="small")
             ax.set_title(f"{METRIC_NAMES[metric].split(' (')[0]} {arrow(metric)}", fontsize="small")
         fig.suptitle(f"{corpus}, {strategy}: mean ± std over seeds")
