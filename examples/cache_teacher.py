@@ -3,7 +3,7 @@ never holds the teacher in memory. Shards are written atomically; a killed run r
 each process writes its own shards. The flags are those of `hf-whisper-context teacher cache`.
 
     python examples/cache_teacher.py --data outputs/corpus --output_dir outputs/teacher_cache \\
-        --adapter outputs/teacher_adapter --dtype bfloat16
+        --adapter outputs/teacher_adapter --dtype auto
     accelerate launch --config_file examples/accelerate_configs/multi_gpu_ddp.yaml examples/cache_teacher.py \\
         --data swc_english --output_dir cache --teacher meta-llama/Llama-3.1-8B --quantization 4bit
 """

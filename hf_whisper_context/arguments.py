@@ -21,7 +21,8 @@ class TeacherArguments:
     teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher: bundled name, folder or Hub id."})
     adapter: str | None = field(default=None, metadata={"help": "A LoRA adapter from `teacher adapt`."})
     quantization: str | None = field(default=None, metadata={"help": "4bit or 8bit (bitsandbytes, CUDA only)."})
-    dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 for unquantized weights."})
+    dtype: str = field(default="auto", metadata={
+        "help": "Unquantized weights: auto (bfloat16 on a GPU, float32 on a CPU), float32 or bfloat16."})  # fmt: skip
 
 
 @dataclass
