@@ -340,6 +340,9 @@ def test_compare_finds_a_real_difference_and_not_a_fake_one():
     assert compare([good], [bad], seed=3) == compare([good], [bad], seed=3)  # seeded: deterministic
     seeds = compare([bad, bad], [good, _run(refs, [noisy(r, 0.05) for r in refs])])
     assert seeds["seeds"] == 2 and seeds["metrics"]["wer"]["better"] == "B"
+    looped = _run(refs, [r + " far far far far far" for r in refs])  # one loop per article
+    per_seed = compare([looped, looped], [looped, looped])["metrics"]["loops"]
+    assert per_seed["a"] == compare([looped], [looped])["metrics"]["loops"]["a"] > 0  # counts per seed, not pooled
 
 
 def test_compare_refuses_other_test_sets():

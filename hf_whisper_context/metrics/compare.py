@@ -64,7 +64,8 @@ def compare(runs_a: Sequence[dict], runs_b: Sequence[dict], names: tuple[str, st
 
     `runs_a`/`runs_b`: runs of `evaluate_longform`'s results (`results["runs"][name]`), one per seed, paired by
     position. Returns the unit used, the counts of units and seeds, and per metric A's and B's values (on all the
-    data), B - A, the interval of B - A and whether it excludes 0 (and so which side is better).
+    data; count metrics such as loops per seed, as in the experiment's mean), B - A, the interval of B - A and
+    whether it excludes 0 (and so which side is better).
     """
     if not runs_a or len(runs_a) != len(runs_b):
         raise CompareError(f"need the same number of runs on both sides (seeds), got {len(runs_a)} and {len(runs_b)}")
@@ -85,7 +86,7 @@ def compare(runs_a: Sequence[dict], runs_b: Sequence[dict], names: tuple[str, st
     mode_a, mode_b = runs_a[0]["corpus"]["entity_mode"], runs_b[0]["corpus"]["entity_mode"]
 
     def headline(x: np.ndarray, unit_w: np.ndarray, seed_w: np.ndarray) -> dict[str, np.ndarray]:
-        sums = np.einsum("ru,suk,rs->rk", unit_w, x, seed_w)
+        sums = np.einsum("ru,suk,rs->rk", unit_w, x, seed_w) / n_seeds  # counts per seed; rates are unchanged
         values = summary(scores_from_counts({k: sums[:, j] for j, k in enumerate(keys)}))
         return {k: np.broadcast_to(np.asarray(v, dtype=float), (len(sums),)) for k, v in values.items()}
 
