@@ -293,9 +293,9 @@ def folder_name(title: str) -> str:
     return re.sub(r"[^\w.-]+", "_", title).strip("_")
 
 
-def _held_out_splits(like: str | Path) -> dict:
-    """The validation and test article ids of the built corpus `like`, their titles and text settings, and no
-    training articles."""
+def _held_out_splits(like: str | Path) -> tuple[dict, list[str], dict]:
+    """The split of the built corpus `like` without its training articles, the titles of the held-out articles,
+    and the text settings they were built with."""
     like = Path(like)
     try:
         splits = json.loads((like / "splits.json").read_text(encoding="utf-8"))
@@ -305,8 +305,8 @@ def _held_out_splits(like: str | Path) -> dict:
         raise ConfigError(f"--like {like}: not a built corpus with a split ({e}); build it and run `corpus stats` "
                           "on it first") from e  # fmt: skip
     held_out = {a for s in ("validation", "test") for a in splits.get(s, [])}
-    return {"train": [], "validation": splits.get("validation", []), "test": splits.get("test", []),
-            "titles": [t for t in titles if folder_name(t) in held_out], "text": text}  # fmt: skip
+    held_out_splits = {"train": [], "validation": splits.get("validation", []), "test": splits.get("test", [])}
+    return held_out_splits, [t for t in titles if folder_name(t) in held_out], text
 
 
 def build_corpus(
@@ -317,9 +317,10 @@ def build_corpus(
     from tqdm.auto import tqdm
 
     engine_path(config.tts)  # a missing engine fails before any work
-    splits = _held_out_splits(config.like) if config.like else None
-    if splits is not None:  # the same articles and the same words of each
-        config = replace(config, titles=splits.pop("titles"), **splits.pop("text"))
+    splits = None
+    if config.like:  # the same articles and the same words of each
+        splits, titles, text = _held_out_splits(config.like)
+        config = replace(config, titles=titles, **text)
     voices = config.voices or VOICES.get(config.tts) or (ENGINES[config.tts][2],)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
