@@ -26,7 +26,7 @@ from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
 from hf_whisper_context.teacher.load import load_teacher
 from hf_whisper_context.teacher.window import DEFAULT_CONTEXT_WORDS
-from hf_whisper_context.transcribe import resolve_model
+from hf_whisper_context.transcribe import is_multilingual, resolve_model
 
 
 @dataclass
@@ -52,7 +52,7 @@ def main() -> None:
     student = resolve_model(student_args.student)
     processor = WhisperProcessor.from_pretrained(student)
     model = WhisperForConditionalGeneration.from_pretrained(student)
-    if model.generation_config.is_multilingual:
+    if is_multilingual(model):
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
 
     teacher = cache = None
@@ -75,7 +75,7 @@ def main() -> None:
     trainer = ContextDistillTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
         processing_class=processor, vocab_map=vocab_map, teacher_dim=teacher_dim, teacher=teacher,
-        compute_metrics=compute_metrics_factory(processor.tokenizer),
+        compute_metrics=compute_metrics_factory(processor.tokenizer) if args.predict_with_generate else None,
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     print(trainer.evaluate())

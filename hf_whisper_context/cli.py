@@ -220,11 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--output", help="also write the comparison as JSON")
     cmp.set_defaults(func=_compare)
 
+    from .demo import DEMO_STEPS
+
     demo = sub.add_parser("demo", help="the main job: corpus, teacher, plain and distilled students, evaluation")
     demo.add_argument("--output-dir", default="outputs/demo", help="where everything is written")
     demo.add_argument("--overwrite", action="store_true", help="replace a previous run (its corpus is reused)")
     demo.add_argument("--quick", action="store_true", help="the same path at toy size (a few minutes)")
-    demo.add_argument("--train-steps", type=int, help="training steps per student (default 150; quick: 4)")
+    demo.add_argument("--train-steps", type=int, help=f"training steps per student (default {DEMO_STEPS}; quick: 4)")
     demo.add_argument("--cache-dir")
     demo.set_defaults(func=_demo)
 

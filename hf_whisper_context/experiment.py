@@ -149,7 +149,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     from .hub import save_student
     from .student_tags import insert_tag_tokens, tag_ids
     from .trainer import ContextDistillTrainer
-    from .transcribe import resolve_model
+    from .transcribe import is_multilingual, resolve_model
 
     name, overrides = parse_arm(arm)
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in _recipe_fields()})
@@ -158,7 +158,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     student = resolve_model(recipe.student, cache_dir)
     processor = WhisperProcessor.from_pretrained(student)
     model = WhisperForConditionalGeneration.from_pretrained(student)
-    if model.generation_config.is_multilingual:
+    if is_multilingual(model):
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
     trainable_rows = []
     if recipe.tagged:

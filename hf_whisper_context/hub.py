@@ -67,7 +67,7 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     left out) in safetensors; form="adapter": the peft adapter (LoRA weights only, `base_model_name_or_path` as
     trained). Both get the processor and a generation config with `decoding` (a `transcribe.Decoding`).
     """
-    from .transcribe import Decoding
+    from .transcribe import Decoding, is_multilingual
 
     if form not in ("merged", "adapter"):
         raise HubError(f"form must be 'merged' or 'adapter', not {form!r}")
@@ -83,14 +83,14 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
             plain = plain.merge_and_unload() if _is_peft(plain) else plain
             if hasattr(plain, "distill_projector"):
                 del plain.distill_projector
-            plain.generation_config.update(**decoding.generate_kwargs(plain.generation_config.is_multilingual))
+            plain.generation_config.update(**decoding.generate_kwargs(is_multilingual(plain)))
             plain.save_pretrained(tmp)
         else:
             model.save_pretrained(tmp)
             _drop_projector(Path(tmp))
             base = model.get_base_model()
             generation = copy.deepcopy(base.generation_config)
-            generation.update(**decoding.generate_kwargs(generation.is_multilingual))
+            generation.update(**decoding.generate_kwargs(is_multilingual(base)))
             generation.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     return out
@@ -246,10 +246,15 @@ def push_to_hub(folder, repo_id: str, private: bool = False, token: str | None =
     model's Hub id (from the card) so that others can load it.
     """
     from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     folder = Path(folder)
-    if not repo_id or not REPO_ID.match(repo_id):
-        raise HubError(f"repo id {repo_id!r} is malformed: write it as 'user-or-org/model-name'")
+    try:
+        validate_repo_id(repo_id)  # the Hub's own rules: characters, no '--' or '..', no '.'/'-' at the ends
+        if not REPO_ID.match(repo_id):
+            raise HFValidationError("it needs a namespace")
+    except HFValidationError as e:
+        raise HubError(f"repo id {repo_id!r} is malformed ({e}): write it as 'user-or-org/model-name'") from e
     if not (folder / "README.md").is_file():
         raise HubError(f"{folder} has no README.md model card: save it with hub.save_student/export_teacher")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):

@@ -20,15 +20,19 @@ which the trainer calls on the model it is given; a model prepared beforehand is
 from __future__ import annotations
 
 import copy
+import logging
+import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
-from .errors import ConfigError
+from .errors import ConfigError, HfWhisperContextError
 from .lora import apply_lora, lora_config
 from .losses import (
     PaperProjections,
@@ -39,6 +43,9 @@ from .losses import (
     token_ot_distillation,
 )
 from .teacher.window import TEACHER_KEYS, pad_teacher, teacher_outputs
+from .utils import read_json
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +74,7 @@ class LossTerm:
     fn: Callable[[object, LossContext], torch.Tensor]
     weight: float
     needs_teacher: bool = True  # skipped for a batch without teacher tensors
+    in_forward: bool = True  # computed inside the model's forward (see `ContextDistillTrainer.compute_loss`)
 
 
 def cross_entropy_term(trainer, ctx: LossContext) -> torch.Tensor:
@@ -145,8 +153,9 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
                     peft_config=None, trainable_token_ids=()):  # fmt: skip
     """The student as the trainer trains it: the distillation heads added as submodules (saved with checkpoints),
     the encoder frozen but its last `args.freeze_encoder_layers` layers, and LoRA applied (`peft_config`, or one
-    built from `args.lora_r`, ..., with no adapter in the frozen layers). Heads are created without moving the RNG,
-    so that LoRA's initialisation and the data order do not depend on them. A model that already has its heads (or
+    built from `args.lora_r`, ..., with no adapter in the frozen layers). Heads are initialised from `args.seed`
+    without moving the global RNG, so that they are the same in every process and run, and LoRA's initialisation and
+    the data order do not depend on them. A model that already has its heads (or
     is a peft model) is left as it is."""
     from peft import PeftModel
 
@@ -154,6 +163,7 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
         return model
     paper = getattr(args, "distill_mode", "ot") == "paper"
     with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(getattr(args, "seed", 0))  # the heads depend on the seed alone, in every process
         if teacher_dim and not paper and not hasattr(model, "distill_projector"):
             model.add_module("distill_projector", nn.Linear(teacher_dim, model.config.d_model, bias=False))
         if paper and teacher_dim and teacher_vocab and not hasattr(model, "distill_paper"):
@@ -194,6 +204,11 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         base_copy = None
         if model is not None:
             from peft import PeftModel
+            from transformers import set_seed
+
+            # seeded before the model is prepared (LoRA's initialisation draws from the global RNG), as the Trainer
+            # seeds before `model_init`: the same seed gives the same student in every run and every process
+            set_seed(getattr(args, "seed", 42))
 
             lora = peft_config is not None or getattr(args, "lora_r", None) or isinstance(model, PeftModel)
             if base_kl and not lora:  # full fine-tuning: the guard needs its own frozen copy of the base
@@ -226,13 +241,21 @@ class ContextDistillTrainer(Seq2SeqTrainer):
                 self.add_loss_term("ot_cost", ot_cost_term, getattr(self.args, "ot_weight", 0.0))
             if teacher_dim:
                 self.add_loss_term("rep", rep_term, getattr(self.args, "rep_weight", 0.0))
-        self.add_loss_term("base_kl", base_kl_term, base_kl, needs_teacher=False)
+        self.add_loss_term("base_kl", base_kl_term, base_kl, needs_teacher=False, in_forward=False)
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """`Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint in `output_dir`
+        (see `last_complete_checkpoint`), or starts from the beginning if there is none."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir, remove=self.args.should_save)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def add_loss_term(self, name: str, fn: Callable[[object, LossContext], torch.Tensor], weight: float,
-                      needs_teacher: bool = True) -> None:  # fmt: skip
+                      needs_teacher: bool = True, in_forward: bool = True) -> None:  # fmt: skip
         """Register (or replace) a term: `fn(trainer, ctx) -> scalar tensor`, already normalised by `ctx.n_items`;
-        `needs_teacher`: skip it for batches that carry no teacher tensors."""
-        self.loss_terms[name] = LossTerm(fn, weight, needs_teacher)
+        `needs_teacher`: skip it for batches that carry no teacher tensors; `in_forward=False` for a term that runs
+        the model itself (it is then computed after the forward, and must use no trainable parameter outside it)."""
+        self.loss_terms[name] = LossTerm(fn, weight, needs_teacher, in_forward)
 
     def _needs_hidden_states(self) -> bool:
         return any(self.loss_terms.get(n, LossTerm(None, 0)).weight for n in ("rep", "paper_rep"))
@@ -244,27 +267,41 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         if windows is not None:
             teacher.update(self._live_teacher(windows, inputs["input_features"].device))
         labels = inputs.pop("labels")
-        config = self.accelerator.unwrap_model(model).config
+        unwrapped = self.accelerator.unwrap_model(model)
         # decoder inputs instead of labels: the model would otherwise compute a cross-entropy we do not use
         if "decoder_input_ids" not in inputs:  # the collator sends them when it adds a previous-text prompt
-            inputs["decoder_input_ids"] = shift_tokens_right(labels, config.pad_token_id,
-                                                             config.decoder_start_token_id)  # fmt: skip
-        outputs = model(**inputs, output_hidden_states=self._needs_hidden_states())
+            inputs["decoder_input_ids"] = shift_tokens_right(labels, unwrapped.config.pad_token_id,
+                                                             unwrapped.config.decoder_start_token_id)  # fmt: skip
         n_items = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
         n_items = torch.as_tensor(n_items, device=labels.device).clamp(min=1)
-        ctx = LossContext(self.accelerator.unwrap_model(model), inputs, outputs, labels, teacher, n_items)
+        ctx = LossContext(unwrapped, inputs, None, labels, teacher, n_items)
+        active = {n: t for n, t in self.loss_terms.items() if t.weight != 0 and (teacher or not t.needs_teacher)}
+
+        def terms_in_forward(module, args, kwargs, output):
+            # The terms run inside the forward of the model that DDP wraps, and their values are part of what it
+            # returns: DDP then sees every parameter they use (the distillation heads) as used in the forward, and
+            # reduces their gradients with the others (computed after the forward, they crash DDP's backward).
+            ctx.outputs = output
+            return output, {n: t.fn(self, ctx) for n, t in active.items() if t.in_forward}
+
+        hook = unwrapped.register_forward_hook(terms_in_forward, with_kwargs=True)
+        try:
+            outputs, values = model(**inputs, output_hidden_states=self._needs_hidden_states())
+        finally:
+            hook.remove()
+        values.update({n: t.fn(self, ctx) for n, t in active.items() if not t.in_forward})
+        # With the token count summed over processes, each process holds its share of every term: scaled by the
+        # process count, their mean (DDP's gradient average, the logged mean) is the whole batch's value.
+        across = self.args.average_tokens_across_devices and num_items_in_batch is not None
+        scale = self.accelerator.num_processes if across else 1
         total = torch.zeros((), device=labels.device)
-        for name, term in self.loss_terms.items():
-            if term.weight == 0 or (term.needs_teacher and not teacher):
-                continue
-            value = term.fn(self, ctx)
-            total = total + term.weight * value
+        for name in active:  # registration order
+            value = values[name] * scale
+            total = total + active[name].weight * value
             if model.training:  # kept on the device; synchronised once per logging step, in `log`
                 self._logged[name] = self._logged.get(name, 0) + value.detach()
         if model.training:
             self._logged_steps += 1
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            total = total * self.accelerator.num_processes  # DDP averages gradients over processes
         return (total, outputs) if return_outputs else total
 
     def _live_teacher(self, windows: list[dict], device) -> dict:
@@ -296,6 +333,29 @@ class ContextDistillTrainer(Seq2SeqTrainer):
             self._logged.clear()
             self._logged_steps = 0
         super().log(logs, start_time)
+
+
+def last_complete_checkpoint(output_dir, remove: bool = False) -> str | None:
+    """The newest `checkpoint-N` in `output_dir` that was written to the end: the Trainer writes its
+    `trainer_state.json` last, so a checkpoint a kill interrupted has none (or a cut one). Those are skipped with a
+    warning, and removed if `remove` (they would otherwise be taken for finished ones)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    steps = {}
+    for folder in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        match = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", folder.name)
+        if match and folder.is_dir():
+            steps[folder] = int(match.group(1))
+    for folder in sorted(steps, key=steps.get, reverse=True):
+        try:
+            read_json(folder / "trainer_state.json")
+            return str(folder)
+        except HfWhisperContextError as e:  # missing or cut short
+            logger.warning("%s is incomplete (%s)%s", folder, e, ": removed" if remove else "; skipped")
+            if remove:
+                shutil.rmtree(folder, ignore_errors=True)
+    logger.info("no complete checkpoint in %s: training from the start", output_dir)
+    return None
 
 
 def freeze_encoder(model, keep_last: int) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SAMPLING_RATE, is_silent, load_audio
+from .audio import SAMPLING_RATE, checked, is_silent, load_audio, stream
 from .errors import ConfigError
 from .tags import balance
 
@@ -40,6 +40,16 @@ class Decoding:
         return search + (f", language={self.language}" if self.language else "")
 
 
+MULTILINGUAL_VOCAB = 51865  # English-only Whisper models have 51864 tokens; multilingual ones 51865 or more
+
+
+def is_multilingual(model) -> bool:
+    """Whether a Whisper model takes language and task tokens: its generation config says so, or (a randomly
+    initialised model whose generation config does not) its vocabulary size does."""
+    flag = getattr(model.generation_config, "is_multilingual", None)
+    return bool(flag) if flag is not None else model.config.vocab_size >= MULTILINGUAL_VOCAB
+
+
 def resolve_model(model: str | os.PathLike, cache: str | os.PathLike | None = None) -> str:
     """`from_pretrained` argument for a Whisper model: a bundled name ("tiny.en", "base"), a folder or a Hub id."""
     from . import bundled
@@ -60,12 +70,11 @@ def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None =
 
 def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:
     """Transcribe a file path or a 16 kHz float array with a loaded ASR pipeline. Silence gives "" and a warning."""
-    if not hasattr(audio, "shape"):
-        audio = load_audio(audio)
+    audio = checked(audio, "the audio array") if hasattr(audio, "shape") else load_audio(audio)
     if is_silent(audio):
         logger.warning("the audio is silent (peak below -60 dBFS): empty transcript")
         return ""
-    multilingual = bool(getattr(asr.model.generation_config, "is_multilingual", False))
+    multilingual = is_multilingual(asr.model)
     kwargs = {"generate_kwargs": decoding.generate_kwargs(multilingual)}
     if audio.shape[0] > WHISPER_WINDOW_S * SAMPLING_RATE:
         kwargs.update(chunk_length_s=WHISPER_WINDOW_S, ignore_warning=True)  # long audio: 30 s windows, merged
@@ -86,20 +95,14 @@ def audio_blocks(audio, block_s: float = BLOCK_S, sampling_rate: int = SAMPLING_
     """Yield (start_s, 16 kHz mono block) over an array, a file, or files played one after another, reading at most
     about `block_s` + 10 s at a time. Blocks end at the quietest 100 ms of their last 10 s, so a cut falls between
     words rather than inside one."""
-    import soundfile as sf
-
-    from .audio import resample
-
     block, lookahead = int(block_s * sampling_rate), 10 * sampling_rate
     sources = [audio] if isinstance(audio, (str, os.PathLike, np.ndarray)) else list(audio)
     buffer, start = np.zeros(0, dtype=np.float32), 0
     for source in sources:
         if isinstance(source, np.ndarray):
-            pieces = [source.astype(np.float32)]
+            pieces = [checked(source, "the audio array").astype(np.float32)]
         else:
-            f = sf.SoundFile(source)
-            pieces = (resample(b.mean(axis=1), f.samplerate, sampling_rate)
-                      for b in f.blocks(blocksize=block, always_2d=True, dtype="float32"))  # fmt: skip
+            pieces = stream(source, block_s, sampling_rate)
         for piece in pieces:
             buffer = np.concatenate([buffer, piece])
             while len(buffer) >= block + lookahead:
@@ -136,7 +139,7 @@ def transcribe_long(
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    multilingual = bool(getattr(asr.model.generation_config, "is_multilingual", False))
+    multilingual = is_multilingual(asr.model)
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":

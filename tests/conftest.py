@@ -32,6 +32,24 @@ def corpus(tmp_path_factory):
     return root
 
 
+def swc_chunk_dataset():
+    """Real English SWC chunk texts (Jack_Shephard), with their neighbours as context; the sixth is empty (a chunk
+    the teacher cache skips and counts)."""
+    import json
+    import re
+    from pathlib import Path
+
+    from datasets import Dataset
+
+    path = Path(__file__).parent / "fixtures" / "swc_english_chunks" / "example_chunk.jsonl"
+    rows = [c for line in path.read_text().splitlines() if line.strip() for c in json.loads(line)["chunks"]]
+    texts = [re.sub(r"</?[A-Z_]+>", "", c["puncted_text"]).strip() for c in rows][:12]
+    texts[5] = "   "
+    before = [" ".join(texts[:i]) for i in range(len(texts))]
+    after = [" ".join(texts[i + 1 :]) for i in range(len(texts))]
+    return Dataset.from_dict({"text": texts, "context_before": before, "context_after": after})
+
+
 def tiny_whisper_config(**overrides):
     """A small random Whisper's config with the real English vocabulary (51,864 tokens): builds in milliseconds."""
     from transformers import WhisperConfig

@@ -97,12 +97,12 @@ def test_bad_folders_are_skipped_with_reasons(tmp_path, caplog):
     log = caplog.text
     assert "skipped 6 of 7 articles" in log
     reasons = (
-        "NoAlignment/: no aligned.swc",
-        "Broken/aligned.swc is malformed XML",
-        "Untimed/aligned.swc has no timed",
-        "Latin1/aligned.swc is not UTF-8",
-        "NoAudio/: no audio file",
-        "ShortAudio/: audio ends at",
+        "NoAlignment: no aligned.swc",
+        "Broken: aligned.swc is malformed XML",
+        "Untimed: aligned.swc has no timed",
+        "Latin1: aligned.swc is not UTF-8",
+        "NoAudio: no audio file",
+        "ShortAudio: audio ends at",
     )
     for reason in reasons:
         assert reason in log, reason

@@ -1,13 +1,8 @@
 """Teacher loading and the teacher cache, on a tiny random Llama with the real SmolLM2 tokenizer."""
 
-import json
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from hf_whisper_context import bundled
@@ -22,7 +17,7 @@ from hf_whisper_context.teacher.cache import (
 from hf_whisper_context.teacher.load import TeacherError, ensure_pad_token, quantization_config
 from hf_whisper_context.teacher.window import WindowError, encode_window, max_tokens, teacher_outputs
 
-CHUNKS = Path(__file__).parent / "fixtures" / "swc_english_chunks" / "example_chunk.jsonl"
+from .conftest import swc_chunk_dataset
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +35,7 @@ def tiny_llama(tokenizer):
 
 @pytest.fixture(scope="module")
 def chunks():
-    """Real English SWC chunk texts (Jack_Shephard), with their neighbours as context."""
-    rows = [c for line in CHUNKS.read_text().splitlines() if line.strip() for c in json.loads(line)["chunks"]]
-    texts = [re.sub(r"</?[A-Z_]+>", "", c["puncted_text"]).strip() for c in rows][:12]
-    texts[5] = "   "  # an empty chunk: skipped and counted
-    before = [" ".join(texts[:i]) for i in range(len(texts))]
-    after = [" ".join(texts[i + 1 :]) for i in range(len(texts))]
-    return Dataset.from_dict({"text": texts, "context_before": before, "context_after": after})
+    return swc_chunk_dataset()
 
 
 def _direct(model, tokenizer, row, config):
@@ -152,6 +141,13 @@ def test_two_processes_write_disjoint_shards_that_make_one_cache(tiny_llama, tok
     np.testing.assert_array_equal(two[11]["topk_ids"], one[11]["topk_ids"])
 
 
+def test_more_processes_than_shards_is_said_not_hung(tiny_llama, tokenizer, chunks, tmp_path, caplog):
+    config = CacheConfig(k=4, context_words=64, shard_size=6)  # 12 rows: 2 shards for 8 processes
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config, process_index=5, num_processes=8)
+    assert "process 5 of 8 has no shard to write: 12 rows make 2 shards of 6" in caplog.text
+    assert not list(tmp_path.glob("shard-*"))
+
+
 def test_fingerprints_separate_settings(tiny_llama, tokenizer, chunks, tmp_path):
     identity = teacher_identity("tiny", tiny_llama)
     base = fingerprint(identity, CacheConfig(), "data")
@@ -172,10 +168,45 @@ def test_broken_shard_is_recomputed(tiny_llama, tokenizer, chunks, tmp_path):
     good = TeacherCache(tmp_path)[0]["topk_logprobs"].copy()
     shard = tmp_path / "shard-00000.safetensors"
     shard.write_bytes(shard.read_bytes()[:100])  # truncated by a crash outside our atomic rename
-    with pytest.raises(CacheError, match="missing or from another cache"):
+    with pytest.raises(CacheError, match="missing, damaged or from another cache"):
         TeacherCache(tmp_path)
     cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)
     np.testing.assert_array_equal(TeacherCache(tmp_path)[0]["topk_logprobs"], good)
+
+
+def test_a_bit_flip_in_a_shard_is_caught_and_rewritten(tiny_llama, tokenizer, chunks, tmp_path, caplog):
+    from safetensors import safe_open
+
+    config = CacheConfig(k=4, context_words=64, shard_size=6)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)
+    good = {k: v.copy() for k, v in TeacherCache(tmp_path)[1].items()}
+    shard = tmp_path / "shard-00000.safetensors"
+    with safe_open(str(shard), framework="numpy") as f:  # find the first token id's bytes in the file
+        first_id = int(f.get_tensor("token_ids")[0])
+    data = bytearray(shard.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    position = data.index(np.int32(first_id).tobytes(), header)
+    data[position] ^= 1  # token id 5183 -> 5182 or 5184: still a valid file, with a wrong number in it
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match=r"shards \[0\] are missing, damaged"):
+        TeacherCache(tmp_path)
+    assert "does not match the checksum" in caplog.text
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)  # rewrites only the damaged shard
+    for key, value in good.items():
+        np.testing.assert_array_equal(TeacherCache(tmp_path)[1][key], value)
+
+
+def test_a_damaged_manifest_is_named(tiny_llama, tokenizer, chunks, tmp_path):
+    config = CacheConfig(k=4, context_words=64, shard_size=6)
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config)
+    manifest = tmp_path / "cache.json"
+    manifest.write_text(manifest.read_text()[:40])
+    for call in (
+        lambda: TeacherCache(tmp_path),
+        lambda: cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, config),
+    ):
+        with pytest.raises(CacheError, match=r"cache.json is not valid JSON"):
+            call()
 
 
 def test_nonfinite_teacher_logits_are_masked(tiny_llama, tokenizer, chunks, tmp_path, caplog):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLING_RATE, resample
+from ..audio import SAMPLING_RATE, SPAN_SLACK_S, read_span
 from ..errors import ConfigError
 from ..utils import atomic_write
 from .chunking import ChunkConfig, chunk_article, flatten
@@ -27,7 +27,7 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "3"
+DATA_VERSION = "4"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
 
@@ -72,14 +72,18 @@ def make_splits(root: str | Path, test_articles: int = 3, validation_articles: i
 def _tagged_articles(folders: list[str], spacy_model: str | None, tag_cache: str | None):
     """(article, flattened article with entity spans) per readable folder; unreadable ones are skipped and logged."""
     tagger = EntityTagger(spacy_model, cache_dir=tag_cache) if spacy_model else None
+    skipped = []
     for folder in folders:
         try:
             article = read_article(folder)
         except SWCError as e:
+            skipped.append(str(e))
             logger.warning("skipped %s", e)
             continue
         spans = tagger.tag([s.text for s in article.sentences]) if tagger else None
         yield article, flatten(article, spans)
+    if skipped:
+        logger.warning("skipped %d of %d articles: %s", len(skipped), len(folders), "; ".join(skipped))
 
 
 def _segments(article, start_ms: float, end_ms: float) -> tuple[list[str], list[float], list[float]]:
@@ -102,6 +106,11 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
             seconds = (chunk["end_ms"] - chunk["start_ms"]) / 1000
             if seconds > MAX_AUDIO_S:
                 logger.warning("%s chunk %d: %.1f s of audio > 30 s; skipped", article.identifier, index, seconds)
+                continue
+            if chunk["end_ms"] / 1000 > article.duration_s + SPAN_SLACK_S:
+                logger.warning("%s chunk %d: its words run to %.1f s, past the end of the audio (%.1f s; untimed "
+                               "words at the end); skipped", article.identifier, index, chunk["end_ms"] / 1000,
+                               article.duration_s)  # fmt: skip
                 continue
             lo, hi = chunk["middle"]
             paths, starts, ends = _segments(article, chunk["start_ms"], chunk["end_ms"])
@@ -133,15 +142,13 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
 
 
 def _article_rows(folders: list[str], spacy_model: str | None, tag_cache: str | None, **_fingerprint):
-    import soundfile as sf
-
     for article, flat in _tagged_articles(folders, spacy_model, tag_cache):
         yield {
             "article_id": article.identifier,
             "title": article.title,
             "audio_path": [str(a.path) for a in article.audio],
             "audio_offset_s": [a.offset_s for a in article.audio],
-            "duration_s": article.audio[-1].offset_s + sf.info(article.audio[-1].path).duration,
+            "duration_s": article.duration_s,
             "text": flat.render(0, len(flat.texts)),
             "text_tagged": flat.render(0, len(flat.texts), tags=True),
             "entities": [t for _, _, t in flat.entities],
@@ -216,17 +223,10 @@ def load_swc_articles(root: str | Path, split: str = "test", spacy_model: str | 
 
 
 def chunk_audio(row: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Decode a chunk row's audio (soundfile, any of wav/flac/ogg), mono, at `sampling_rate`."""
-    import soundfile as sf
-
-    parts = []
-    for path, start_s, end_s in zip(row["audio_path"], row["audio_start_s"], row["audio_end_s"], strict=True):
-        info = sf.info(path)
-        start = int(round(start_s * info.samplerate))
-        stop = None if end_s == float("inf") else int(round(end_s * info.samplerate))
-        audio, sr = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
-        parts.append(resample(audio.mean(axis=1), sr, sampling_rate))
-    return np.concatenate(parts)
+    """Decode a chunk row's audio (soundfile, any of wav/flac/ogg), mono, at `sampling_rate`; `AudioError` if a
+    segment is not inside its file or the audio is damaged."""
+    segments = zip(row["audio_path"], row["audio_start_s"], row["audio_end_s"], strict=True)
+    return np.concatenate([read_span(path, start, end, sampling_rate) for path, start, end in segments])
 
 
 def with_audio(dataset, sampling_rate: int = SAMPLING_RATE):

@@ -8,7 +8,6 @@ when aligned, times in ms on the timeline of all audio files played one after an
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HfWhisperContextError
+from ..utils import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Article:
     extra: list[Sentence]  # spoken boilerplate, kept apart
     audio: list[AudioFile]
     directory: Path
+    duration_s: float | None = None  # length of the audio (files played one after another), when checked
 
     @property
     def tokens(self) -> list[Token]:
@@ -101,13 +102,24 @@ def join_tokens(tokens: list[Token]) -> str:
     return "".join(t.text + tail for t, tail in zip(tokens, resolved_tails(tokens), strict=True))
 
 
+_MS = re.compile(r"[0-9]{1,10}", re.ASCII)  # milliseconds: plain ASCII digits, at most ~115 days
+
+
+def _ms(value: str) -> int:
+    if not _MS.fullmatch(value):
+        raise SWCError(f"time {value[:40]!r} is not a whole number of milliseconds (ASCII digits)")
+    return int(value)
+
+
 def _token(element: ET.Element, in_extra: bool) -> Token:
     text = element.get("text") if in_extra and element.get("text") is not None else (element.text or "")
     tok = Token(text=text.strip(), tail=element.tail or "")
     for n in element.iter("n"):
         tok.pronunciations.append(n.get("pronunciation", ""))
         if n.get("start") is not None and n.get("end") is not None:
-            start, end = int(n.get("start")), int(n.get("end"))
+            start, end = _ms(n.get("start")), _ms(n.get("end"))
+            if start > end:
+                raise SWCError(f"token {tok.text[:40]!r} starts at {start} ms, after its end {end} ms")
             tok.start_ms = start if tok.start_ms is None else min(tok.start_ms, start)
             tok.end_ms = end if tok.end_ms is None else max(tok.end_ms, end)
     return tok
@@ -130,23 +142,33 @@ def _spacing_from(text: str, tokens: list[Token]) -> None:
 
 
 def _read_tokens(element: ET.Element) -> list[ET.Element]:
-    """The <t> elements under `element`, in order, leaving out those inside <ignored>."""
-    found = []
-    for child in element:
-        if child.tag == "t":
+    """The <t> elements under `element`, in order, leaving out those inside <ignored> (iterative: any depth)."""
+    found, stack = [], [iter(element)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif child.tag == "t":
             found.append(child)
         elif child.tag != "ignored":
-            found.extend(_read_tokens(child))
+            stack.append(iter(child))
     return found
 
 
-def _walk(element: ET.Element, section: tuple[str, ...], out: list[Sentence], extra: list[Sentence], in_extra=False):
-    for child in element:
+def _walk(body: ET.Element, out: list[Sentence], extra: list[Sentence]) -> None:
+    """Sentences of the document in reading order; iterative, so any nesting depth is read."""
+    stack = [(iter(body), (), False)]  # (children left, enclosing section titles, inside <extra>)
+    while stack:
+        children, section, in_extra = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            continue
         tag = child.tag
         if tag == "ignored":
             continue
         if tag == "extra":
-            _walk(child, section, out, extra, in_extra=True)
+            stack.append((iter(child), section, True))
         elif tag == "s":
             tokens = [_token(t, in_extra) for t in _read_tokens(child)]
             if child.get("text") is not None:
@@ -156,15 +178,14 @@ def _walk(element: ET.Element, section: tuple[str, ...], out: list[Sentence], ex
         elif tag == "section":
             title_el = child.find("sectiontitle")
             title_tokens = [_token(t, in_extra) for t in _read_tokens(title_el)] if title_el is not None else []
-            title = join_tokens(title_tokens).strip()
-            inner = (*section, title)
+            inner = (*section, join_tokens(title_tokens).strip())
             if title_tokens and not in_extra:
                 out.append(Sentence(title_tokens, inner, title=True))
             content = child.find("sectioncontent")
             if content is not None:
-                _walk(content, inner, out, extra, in_extra)
+                stack.append((iter(content), inner, in_extra))
         elif tag not in ("sectiontitle", "t", "n", "ph"):
-            _walk(child, section, out, extra, in_extra)
+            stack.append((iter(child), section, in_extra))
 
 
 def _find_audio(directory: Path, stems: list[str]) -> Path | None:
@@ -172,73 +193,121 @@ def _find_audio(directory: Path, stems: list[str]) -> Path | None:
     return next((p for p in found if p.is_file()), None)
 
 
-def _audio_files(directory: Path, info: dict) -> list[AudioFile]:
-    """`audio.<ext>` for a one-file article, else `audio1..N.<ext>` with info.json offsets; [] if one is missing."""
-    offsets = [float(a.get("offset", 0.0)) for a in info.get("audio_files", [])] or [0.0]
+def _offsets(info: dict) -> list[float]:
+    """Each audio file's start on the article's timeline, from info.json (`[0.0]` for one file): finite, >= 0 and
+    increasing, or `SWCError`."""
+    files = info.get("audio_files", [])
+    if files is None or not isinstance(files, list) or not all(isinstance(a, dict) for a in files):
+        raise SWCError(f"info.json: audio_files must be a list of objects, not {type(files).__name__}")
+    offsets = []
+    for a in files:
+        offset = a.get("offset", 0.0)
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < float("inf"):
+            raise SWCError(f"info.json: audio file offset {offset!r} is not a number of seconds >= 0")
+        offsets.append(float(offset))
+    if any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
+        raise SWCError(f"info.json: audio file offsets {offsets} do not increase")
+    return offsets or [0.0]
+
+
+def _audio_files(directory: Path, offsets: list[float]) -> list[AudioFile]:
+    """`audio.<ext>` for a one-file article, else `audio1..N.<ext>` at `offsets`; [] if one is missing."""
     stems = [["audio", "audio1"]] if len(offsets) == 1 else [[f"audio{i}"] for i in range(1, len(offsets) + 1)]
     paths = [_find_audio(directory, names) for names in stems]
     return [] if None in paths else [AudioFile(p, o) for p, o in zip(paths, offsets, strict=True)]
 
 
-def _check_audio(directory: Path, audio: list[AudioFile], last_ms: int) -> None:
-    import soundfile as sf
+def _check_audio(audio: list[AudioFile], tokens: list[Token]) -> float:
+    """The article's audio length in seconds; `SWCError` if a file cannot be decoded, overlaps the next one, or the
+    times do not fit the audio."""
+    from ..audio import AudioError, duration
 
     if not audio:
-        raise SWCError(f"{directory.name}/: no audio file (audio.ogg/flac/wav, or audio1..N with info.json offsets)")
+        raise SWCError("no audio file (audio.ogg/flac/wav, or audio1..N with info.json offsets)")
     try:
-        end_s = audio[-1].offset_s + sf.info(audio[-1].path).duration
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise SWCError(f"{directory.name}/{audio[-1].path.name} cannot be decoded ({e})") from e
+        lengths = [duration(a.path) for a in audio]
+    except AudioError as e:
+        raise SWCError(str(e)) from e
+    for a, b, length in zip(audio, audio[1:], lengths, strict=False):
+        if a.offset_s + length > b.offset_s + 1.0:
+            raise SWCError(f"{a.path.name} ({length:.1f} s from {a.offset_s:.1f} s) overlaps {b.path.name} "
+                           f"(from {b.offset_s:.1f} s)")  # fmt: skip
+    end_s = audio[-1].offset_s + lengths[-1]
+    last_ms = max(t.end_ms for t in tokens if t.timed)
     if last_ms / 1000 > end_s + 1.0:
-        raise SWCError(
-            f"{directory.name}/: audio ends at {end_s:.1f} s, before the last timestamp {last_ms / 1000:.1f} s"
-        )
+        raise SWCError(f"audio ends at {end_s:.1f} s, before the last timestamp {last_ms / 1000:.1f} s")
+    return end_s
+
+
+def _check_order(tokens: list[Token]) -> None:
+    """Timed tokens start in reading order (an aligner's output does; shuffled times would pair text with the wrong
+    audio)."""
+    starts = [t.start_ms for t in tokens if t.timed]
+    back = next((i for i in range(1, len(starts)) if starts[i] < starts[i - 1]), None)
+    if back is not None:
+        raise SWCError(f"timed token {back + 1} starts at {starts[back]} ms, before the one read before it "
+                       f"({starts[back - 1]} ms): times out of reading order")  # fmt: skip
 
 
 def read_article(directory: str | Path, require_audio: bool = True) -> Article:
     """Read one SWC article folder. Raises `SWCError` naming the folder and the problem."""
     directory = Path(directory)
+    try:
+        return _read_article(directory, require_audio)
+    except SWCError as e:
+        raise SWCError(f"{directory.name}: {e}") from e
+
+
+def _read_article(directory: Path, require_audio: bool) -> Article:
     swc = directory / "aligned.swc"
     if not swc.is_file():
-        raise SWCError(f"{directory.name}/: no aligned.swc")
+        raise SWCError("no aligned.swc")
     try:
         root = ET.parse(swc).getroot()
     except ET.ParseError as e:
         try:
             swc.read_bytes().decode("utf-8")
         except UnicodeDecodeError as bad:
-            raise SWCError(f"{directory.name}/aligned.swc is not UTF-8 (byte {bad.start}); re-encode it") from e
-        raise SWCError(f"{directory.name}/aligned.swc is malformed XML ({e})") from e
+            raise SWCError(f"aligned.swc is not UTF-8 (byte {bad.start}); re-encode it") from e
+        raise SWCError(f"aligned.swc is malformed XML ({e})") from e
     except UnicodeDecodeError as e:
-        raise SWCError(f"{directory.name}/aligned.swc is not valid UTF-8 ({e})") from e
+        raise SWCError(f"aligned.swc is not valid UTF-8 ({e})") from e
     meta = {p.get("key"): p.get("value") for p in root.iter("prop")}
-    info = {}
-    if (directory / "info.json").is_file():
-        try:
-            info = json.loads((directory / "info.json").read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise SWCError(f"{directory.name}/info.json is not valid JSON ({e})") from e
+    info = read_json(directory / "info.json", SWCError) if (directory / "info.json").is_file() else {}
+    if not isinstance(info, dict):
+        raise SWCError(f"info.json must hold an object, not {type(info).__name__}")
+    article_info = info.get("article", {})
+    if not isinstance(article_info, dict):
+        raise SWCError(f"info.json: article must be an object, not {type(article_info).__name__}")
     body = root.find("d")
     if body is None:
-        raise SWCError(f"{directory.name}/aligned.swc has no <d> (document) element")
+        raise SWCError("aligned.swc has no <d> (document) element")
     sentences: list[Sentence] = []
     extra: list[Sentence] = []
-    _walk(body, (), sentences, extra)
-    if not any(t.timed for s in sentences for t in s.tokens):
-        raise SWCError(f"{directory.name}/aligned.swc has no timed tokens")
-    audio = _audio_files(directory, info)
-    if require_audio:
-        _check_audio(directory, audio, max(t.end_ms for s in sentences for t in s.tokens if t.timed))
-    article_info = info.get("article", {})
+    try:
+        _walk(body, sentences, extra)
+    except SWCError as e:
+        raise SWCError(f"aligned.swc: {e}") from e
+    tokens = [t for s in sentences for t in s.tokens]
+    if not any(t.timed for t in tokens):
+        raise SWCError("aligned.swc has no timed tokens")
+    _check_order(tokens)
+    audio = _audio_files(directory, _offsets(info))
+    length = _check_audio(audio, tokens) if require_audio else None
     return Article(
-        identifier=meta.get("DC.identifier") or article_info.get("identifier") or directory.name,
-        title=meta.get("DC.title") or article_info.get("title") or directory.name,
-        language=meta.get("DC.language") or article_info.get("language") or "en",
+        identifier=_text(meta.get("DC.identifier") or article_info.get("identifier")) or directory.name,
+        title=_text(meta.get("DC.title") or article_info.get("title")) or directory.name,
+        language=_text(meta.get("DC.language") or article_info.get("language")) or "en",
         sentences=sentences,
         extra=extra,
         audio=audio,
         directory=directory,
+        duration_s=length,
     )
+
+
+def _text(value) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def read_swc(root: str | Path, require_audio: bool = True) -> list[Article]:

@@ -135,6 +135,9 @@ def compute_metrics_factory(tokenizer, entity_mode: str = "auto"):
         predictions, labels = eval_pred.predictions, eval_pred.label_ids
         if isinstance(predictions, tuple):
             predictions = predictions[0]
+        if predictions.ndim != 2:
+            raise ConfigError("compute_metrics got logits, not generated token ids: evaluate with "
+                              "predict_with_generate=True (teacher-forced logits are no transcript)")  # fmt: skip
         labels = np.where(labels == -100, tokenizer.pad_token_id, labels)
         predictions = np.where(predictions == -100, tokenizer.pad_token_id, predictions)
         hyps = tokenizer.batch_decode(predictions, skip_special_tokens=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HfWhisperContextError
-from ..utils import atomic_write, tokenizer_hash
+from ..utils import atomic_write, read_json, tokenizer_hash
 from .window import DEFAULT_CONTEXT_WORDS, max_tokens, teacher_outputs, teacher_window
 
 logger = logging.getLogger(__name__)
@@ -98,31 +98,54 @@ def _shard_path(out: Path, index: int) -> Path:
     return out / f"shard-{index:05d}.safetensors"
 
 
-def _write_shard(path: Path, rows: list[dict], fp: str) -> None:
+def _write_shard(path: Path, rows: list[dict], fp: str, k: int, dim: int) -> None:
+    """Write one shard; a shard whose rows were all skipped is written empty (so that it counts as done)."""
     from safetensors.numpy import save
 
     lengths = np.array([len(r["token_ids"]) for r in rows], dtype=np.int64)
+    empty = {"token_ids": np.zeros(0, np.int32), "spans": np.zeros((0, 2), np.int32), "valid": np.zeros(0, bool),
+             "topk_logprobs": np.zeros((0, k), np.float16), "topk_ids": np.zeros((0, k), np.int32)}  # fmt: skip
     tensors = {
         "row_index": np.array([r["row_index"] for r in rows], dtype=np.int64),
         "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        "token_ids": np.concatenate([np.asarray(r["token_ids"], dtype=np.int32) for r in rows]),
-        "spans": np.concatenate([np.asarray(r["spans"], dtype=np.int32).reshape(-1, 2) for r in rows]),
-        "topk_logprobs": np.concatenate([r["topk_logprobs"] for r in rows]),
-        "topk_ids": np.concatenate([r["topk_ids"] for r in rows]),
-        "valid": np.concatenate([r["valid"] for r in rows]).astype(np.uint8),
-        "embedding": np.stack([r["embedding"] for r in rows]),
+        "token_ids": np.concatenate([empty["token_ids"], *(np.asarray(r["token_ids"], np.int32) for r in rows)]),
+        "spans": np.concatenate([empty["spans"], *(np.asarray(r["spans"], np.int32).reshape(-1, 2) for r in rows)]),
+        "topk_logprobs": np.concatenate([empty["topk_logprobs"], *(r["topk_logprobs"] for r in rows)]),
+        "topk_ids": np.concatenate([empty["topk_ids"], *(r["topk_ids"] for r in rows)]),
+        "valid": np.concatenate([empty["valid"], *(r["valid"] for r in rows)]).astype(np.uint8),
+        "embedding": np.stack([r["embedding"] for r in rows]) if rows else np.zeros((0, dim), np.float16),
     }
-    atomic_write(path, save(tensors, metadata={"fingerprint": fp}))
+    atomic_write(path, save(tensors, metadata={"fingerprint": fp, "sha256": _checksum(tensors)}))
 
 
-def _shard_fingerprint(path: Path) -> str | None:
-    from safetensors import safe_open
+def _checksum(tensors: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode() + str(tensors[name].dtype).encode() + str(tensors[name].shape).encode())
+        digest.update(np.ascontiguousarray(tensors[name]).tobytes())
+    return digest.hexdigest()
 
+
+def _read_shard(path: Path, fp: str) -> dict[str, np.ndarray] | None:
+    """A shard's tensors if it was written for fingerprint `fp` and its data still matches the checksum written
+    with it; None for a missing, truncated, foreign or damaged file (logged), which caching then writes again."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return None
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return (f.metadata() or {}).get("fingerprint")
-    except Exception:  # a truncated or foreign file: treated as not written
+            meta = f.metadata() or {}
+            if meta.get("fingerprint") != fp:
+                return None
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        logger.warning("%s cannot be read (%s): it will be written again", path, e)
         return None
+    if meta.get("sha256") != _checksum(tensors):
+        logger.warning("%s does not match the checksum written with it (damaged): it will be written again", path)
+        return None
+    return tensors
 
 
 def cache_teacher(
@@ -152,7 +175,7 @@ def cache_teacher(
     fp = fingerprint(identity, config, data_fingerprint or str(len(dataset)))
     manifest = out / "cache.json"
     if manifest.is_file():
-        existing = json.loads(manifest.read_text())
+        existing = read_json(manifest, CacheError)
         if existing.get("fingerprint") != fp:
             raise CacheError(
                 f"{out} holds a teacher cache of fingerprint {existing.get('fingerprint')}, not {fp} (another "
@@ -168,7 +191,11 @@ def cache_teacher(
     max_length = max_tokens(tokenizer, config.max_length)
     n_shards = math.ceil(len(dataset) / config.shard_size)
     mine = [s for s in range(n_shards) if s % num_processes == process_index]
-    todo = [s for s in mine if _shard_fingerprint(_shard_path(out, s)) != fp]
+    if not mine:
+        logger.warning("process %d of %d has no shard to write: %d rows make %d shards of %d (lower shard_size to "
+                       "give every process work)", process_index, num_processes, len(dataset), n_shards,
+                       config.shard_size)  # fmt: skip
+    todo = [s for s in mine if _read_shard(_shard_path(out, s), fp) is None]
     if len(todo) < len(mine):
         logger.info("resuming: %d of %d shards already cached", len(mine) - len(todo), len(mine))
     skipped = nonfinite = tokens = 0
@@ -197,8 +224,7 @@ def cache_teacher(
             bar.update(len(batch))
             bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}")
         rows.sort(key=lambda r: r["row_index"])
-        if rows:
-            _write_shard(_shard_path(out, shard), rows, fp)
+        _write_shard(_shard_path(out, shard), rows, fp, config.k, model.config.hidden_size)
         bar.update(hi - lo - len(rows))
     bar.close()
     if skipped:
@@ -213,13 +239,11 @@ class TeacherCache:
     embedding), or None for a skipped row. Refuses a cache whose fingerprint differs from `expected_fingerprint`."""
 
     def __init__(self, folder, expected_fingerprint: str | None = None):
-        from safetensors.numpy import load_file
-
         self.folder = Path(folder)
         manifest = self.folder / "cache.json"
         if not manifest.is_file():
             raise CacheError(f"{self.folder} is not a teacher cache (no cache.json)")
-        self.info = json.loads(manifest.read_text())
+        self.info = read_json(manifest, CacheError)
         self.fingerprint = self.info["fingerprint"]
         if expected_fingerprint and expected_fingerprint != self.fingerprint:
             raise CacheError(
@@ -229,15 +253,15 @@ class TeacherCache:
         n_shards = math.ceil(self.info["rows"] / self.info["shard_size"])
         missing = []
         for s in range(n_shards):
-            path = _shard_path(self.folder, s)
-            if _shard_fingerprint(path) != self.fingerprint:
+            shard = _read_shard(_shard_path(self.folder, s), self.fingerprint)
+            if shard is None:
                 missing.append(s)
                 continue
-            shard = load_file(str(path))
             for i, row in enumerate(shard["row_index"].tolist()):
                 self._rows[row] = (shard, i)
         if missing:
-            raise CacheError(f"{self.folder}: shards {missing[:5]} are missing or from another cache; rerun caching")
+            raise CacheError(f"{self.folder}: shards {missing[:5]} are missing, damaged or from another cache; rerun "
+                             "caching (it resumes and writes only those)")  # fmt: skip
 
     def __len__(self) -> int:
         return self.info["rows"]
