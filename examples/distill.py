@@ -65,6 +65,8 @@ def main() -> None:
     else:
         teacher, teacher_tokenizer = load_teacher(teacher_args.teacher, teacher_args.quantization,
                                                   dtype=teacher_args.dtype, adapter=teacher_args.adapter)  # fmt: skip
+        if teacher_args.quantization is None:  # a quantized teacher is placed by bitsandbytes
+            teacher.to(args.device)
         vocab_map, coverage = build_vocab_map(processor.tokenizer, teacher_tokenizer,
                                               teacher.get_output_embeddings().weight.shape[0])  # fmt: skip
         collator = DistillationCollator(processor, teacher_tokenizer=teacher_tokenizer,
@@ -78,11 +80,11 @@ def main() -> None:
         compute_metrics=compute_metrics_factory(processor.tokenizer) if args.predict_with_generate else None,
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    print(trainer.evaluate())
-    trainer.save_model()
+    trainer.save_model()  # saved before evaluating: nothing trained is lost if evaluation fails
     if trainer.is_world_process_zero():  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
         merged = save_student(trainer.model, processor, f"{args.output_dir}/merged", "merged", overwrite=True)
         print(f"merged checkpoint: {merged}")
+    print(trainer.evaluate())
 
 
 if __name__ == "__main__":

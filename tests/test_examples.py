@@ -61,3 +61,14 @@ def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
     table = _run(EXAMPLES / "evaluate_longform.py", "--data", corpus, "--models", merged, "--limit", 1,
                  "--output_dir", tmp_path / "eval")  # fmt: skip
     assert "| WER (normalised) ↓ |" in table and (tmp_path / "eval" / "results.json").is_file()
+
+
+def test_accelerate_configs_load_and_defer_to_the_training_arguments():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    paths = (EXAMPLES / "accelerate_configs").glob("*.yaml")
+    configs = {path.stem: load_config_from_file(str(path)) for path in paths}
+    assert set(configs) == {"cpu", "single_gpu", "multi_gpu_ddp", "fsdp", "deepspeed_zero2"}
+    deepspeed = configs["deepspeed_zero2"].deepspeed_config
+    # a number here that disagrees with --gradient_accumulation_steps is DeepSpeed's known trap
+    assert deepspeed["gradient_accumulation_steps"] == "auto" and deepspeed["gradient_clipping"] == "auto"

@@ -148,6 +148,13 @@ def test_more_processes_than_shards_is_said_not_hung(tiny_llama, tokenizer, chun
     assert not list(tmp_path.glob("shard-*"))
 
 
+def test_a_run_that_wrote_no_shard_does_not_block_the_next(tiny_llama, tokenizer, chunks, tmp_path, caplog):
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, CacheConfig(k=8, context_words=64), stop_after_shards=0)
+    assert (tmp_path / "cache.json").is_file() and not list(tmp_path.glob("shard-*"))  # failed before any row
+    cache_teacher(chunks, tiny_llama, tokenizer, tmp_path, CacheConfig(k=4, context_words=64))  # the retry
+    assert "wrote no shard" in caplog.text and TeacherCache(tmp_path).info["k"] == 4
+
+
 def test_fingerprints_separate_settings(tiny_llama, tokenizer, chunks, tmp_path):
     identity = teacher_identity("tiny", tiny_llama)
     base = fingerprint(identity, CacheConfig(), "data")

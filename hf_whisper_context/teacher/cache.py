@@ -174,14 +174,15 @@ def cache_teacher(
     data_fingerprint = getattr(dataset, "_fingerprint", None)
     fp = fingerprint(identity, config, data_fingerprint or str(len(dataset)))
     manifest = out / "cache.json"
-    if manifest.is_file():
-        existing = read_json(manifest, CacheError)
-        if existing.get("fingerprint") != fp:
+    existing = read_json(manifest, CacheError).get("fingerprint") if manifest.is_file() else fp
+    if existing != fp:
+        if any(out.glob("shard-*.safetensors")):
             raise CacheError(
-                f"{out} holds a teacher cache of fingerprint {existing.get('fingerprint')}, not {fp} (another "
-                "teacher, k, window, pooling, layer or data); use another folder or delete it"
+                f"{out} holds a teacher cache of fingerprint {existing}, not {fp} (another teacher, k, window, "
+                "pooling, layer or data); use another folder or delete it"
             )
-    elif process_index == 0:
+        logger.warning("%s: the cache.json of a run that wrote no shard (fingerprint %s) is replaced", out, existing)
+    if (existing != fp or not manifest.is_file()) and process_index == 0:
         tokenizer.save_pretrained(out / TOKENIZER_DIR)
         info = {"fingerprint": fp, "config": asdict(config), "identity": identity, "rows": len(dataset),
                 "shard_size": config.shard_size, "k": config.k, "data_fingerprint": data_fingerprint,
