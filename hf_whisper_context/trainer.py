@@ -11,7 +11,9 @@ Built-in terms, registered like any other (`trainer.add_loss_term(name, fn, weig
   `paper_rep`, weighted as its convex combination.
 Every term is normalised by the number of label tokens of the whole (accumulated) batch, so gradient accumulation
 gives the same update as a bigger batch; per-sample terms (OT cost, REP) are weighted by the sample's token count.
-Each term is logged at every logging step, averaged over the steps and processes since the last log.
+Each term is logged at every logging step, averaged over the steps and processes since the last log. Terms are
+computed inside the forward of the model the Trainer wraps (a forward hook), so that DDP reduces the gradients of the
+distillation heads with the others; `train(resume_from_checkpoint=True)` resumes from the newest complete checkpoint.
 
 The student is prepared by `prepare_student` (the distillation heads added, the encoder frozen, LoRA applied),
 which the trainer calls on the model it is given; a model prepared beforehand is left as it is.
