@@ -5,6 +5,9 @@
     accelerate launch examples/distill.py --data outputs/corpus --teacher_cache outputs/teacher_cache/train \\
         --output_dir outputs/distilled --max_steps 150 --per_device_train_batch_size 4 --learning_rate 1e-4 \\
         --lora_r 32 --lora_alpha 64 --timestamp_ratio 0.5 --predict_with_generate
+    accelerate launch examples/distill.py --dataset my_speech --group_by recording --order_by position \\
+        --output_dir outputs/distilled --max_steps 150 ...   # any `datasets` corpus, the live teacher reading
+        # each row's neighbours (or --teacher_cache from `examples/cache_teacher.py --dataset my_speech ...`)
 
 Every `ContextDistillTrainingArguments` / `Seq2SeqTrainingArguments` field is a flag (`--help` lists them).
 Without `--teacher_cache` the teacher runs live inside each step. The trained model is saved by the Trainer in
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser, WhisperForConditionalGeneration, WhisperProcessor
 
 from hf_whisper_context import ContextDistillTrainer, ContextDistillTrainingArguments, DistillationCollator
-from hf_whisper_context.arguments import DataArguments, TeacherArguments
+from hf_whisper_context.arguments import DataArguments, SpeechDatasetArguments, TeacherArguments
 from hf_whisper_context.data.dataset import load_swc, with_audio
+from hf_whisper_context.data.prepare import training_source
 from hf_whisper_context.hub import save_student
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.metrics import compute_metrics_factory
@@ -32,7 +36,7 @@ from hf_whisper_context.transcribe import is_multilingual, resolve_model
 @dataclass
 class StudentArguments:
     student: str = field(default="tiny.en", metadata={"help": "Bundled name, folder or Hub id of the student."})
-    text_column: str = field(default="text", metadata={"help": "Target text: text or text_tagged."})
+    target: str = field(default="text", metadata={"help": "Target text: text or text_tagged."})
     timestamp_ratio: float = field(
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
@@ -42,13 +46,17 @@ class StudentArguments:
 
 
 def main() -> None:
-    parser = HfArgumentParser((StudentArguments, DataArguments, TeacherArguments, ContextDistillTrainingArguments))
-    student_args, data_args, teacher_args, args = parser.parse_args_into_dataclasses()
+    parser = HfArgumentParser((StudentArguments, DataArguments, SpeechDatasetArguments, TeacherArguments,
+                               ContextDistillTrainingArguments))  # fmt: skip
+    student_args, data_args, dataset_args, teacher_args, args = parser.parse_args_into_dataclasses()
 
-    data = load_swc(data_args.data, test_articles=data_args.test_articles,
-                    validation_articles=data_args.validation_articles)  # fmt: skip
+    data = training_source(data_args, dataset_args)  # --dataset (any `datasets` corpus) or --data (SWC)
+    if isinstance(data, str):
+        data = load_swc(data, test_articles=data_args.test_articles,
+                        validation_articles=data_args.validation_articles)  # fmt: skip
+    held_out = next(s for s in ("validation", "test") if s in data)
     train = with_audio(data["train"])
-    evaluation = with_audio(data["test"].select(range(min(student_args.max_eval_chunks, len(data["test"])))))
+    evaluation = with_audio(data[held_out].select(range(min(student_args.max_eval_chunks, len(data[held_out])))))
     student = resolve_model(student_args.student)
     processor = WhisperProcessor.from_pretrained(student)
     model = WhisperForConditionalGeneration.from_pretrained(student)
@@ -56,7 +64,7 @@ def main() -> None:
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
 
     teacher = cache = None
-    collate = dict(text_column=student_args.text_column, timestamp_ratio=student_args.timestamp_ratio, seed=args.seed)
+    collate = dict(text_column=student_args.target, timestamp_ratio=student_args.timestamp_ratio, seed=args.seed)
     if args.teacher_cache:
         cache = TeacherCache(args.teacher_cache)
         vocab_map, coverage = cache.vocab_map(processor.tokenizer)  # from the tokenizer that wrote the cache

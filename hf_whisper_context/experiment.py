@@ -216,7 +216,7 @@ def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int
     folder = out / "caches" / (f"ctx{context_words}" + ("" if column == "text" else f"-{column}"))
     model, tokenizer = load_teacher(config.teacher, dtype=config.teacher_dtype, adapter=str(adapter),
                                     cache=config.cache_dir)  # fmt: skip
-    settings = CacheConfig(k=config.k, context_words=context_words, text_column=column)
+    settings = CacheConfig(k=config.k, context_words=context_words, target=column)
     cache_teacher(data["train"], model, tokenizer, folder, settings, teacher_identity(config.teacher, model,
                                                                                        str(adapter)))  # fmt: skip
     return TeacherCache(folder)

@@ -49,6 +49,19 @@ def _per_article(run: dict) -> dict[str, float]:
     return {a["article_id"]: a["scores"]["wer"] for a in run["articles"]}
 
 
+def _per_reader(run: dict) -> dict[str, float]:
+    """Normalised WER per reader (voice): the counts of the articles each one read, added up."""
+    from collections import Counter
+
+    from .metrics.wer import wer_from_counts
+
+    counts: dict[str, Counter] = {}
+    for article in run["articles"]:
+        if article.get("reader"):
+            counts.setdefault(article["reader"], Counter()).update(article["counts"])
+    return {r: wer_from_counts(c, "normalised")["wer"] for r, c in counts.items()}
+
+
 def _loops(run: dict) -> dict[str, float]:
     return {k: run["summary"][k] for k in sorted(COUNT_METRICS)}
 
@@ -61,7 +74,8 @@ def _rows(runs: dict, values) -> dict[str, list]:
 
 def tables(results: dict) -> dict[str, str]:
     """Markdown tables, one column per run: `headline` metrics, `entities` (F1 per type), `punctuation` (F1 per
-    mark)."""
+    mark), and `readers` (normalised WER per reader or voice, where the articles name one; "mixed": voices change
+    inside the article)."""
     runs = results["runs"]
     names = list(runs)
 
@@ -73,11 +87,15 @@ def tables(results: dict) -> dict[str, str]:
     headline = {f"{METRIC_NAMES[k]} {arrow(k)}": [runs[n]["summary"][k] for n in names] for k in HEADLINE}
     keys = {f"{METRIC_NAMES[k]} {arrow(k)}": k for k in HEADLINE}
     modes = " / ".join(sorted({run["corpus"]["entity_mode"] for run in runs.values()}))
-    return {
+    out = {
         "headline": table("metric", headline, keys.get),
         "entities": table(f"entity F1 by type (entities from: {modes})", _rows(runs, _per_type)),
         "punctuation": table("punctuation F1 by mark (– : on neither side)", _rows(runs, _per_mark)),
     }
+    readers = _rows(runs, _per_reader)
+    if readers:
+        out["readers"] = table("WER (normalised) by reader", readers)
+    return out
 
 
 def markdown_table(results: dict) -> str:

@@ -18,6 +18,29 @@ def clips(tmp_path_factory):
     return [(synthesize(text, root / f"clip{i}.wav", voice=voice), text) for i, (voice, text) in enumerate(CLIPS)]
 
 
+@pytest.fixture(scope="session")
+def call(tmp_path_factory):
+    """Real human speech: the phone call that ships in the pyannote.audio wheel, cut into its 13 utterances by its
+    STM transcript; an audio folder (wav files + metadata.csv: file_name, text, speaker, call, start) and the rows."""
+    import soundfile as sf
+    from datasets import Dataset
+
+    from hf_whisper_context.audio import SAMPLING_RATE, load_audio
+
+    source = bundled.phone_call()
+    audio = load_audio(source / "sample.wav")
+    folder = tmp_path_factory.mktemp("call")
+    rows = []
+    for k, line in enumerate((source / "sample.stm").read_text().splitlines()):
+        name, _, speaker, start, end, text = line.split(maxsplit=5)
+        sf.write(folder / f"u{k:02d}.wav", audio[int(float(start) * SAMPLING_RATE) : int(float(end) * SAMPLING_RATE)],
+                 SAMPLING_RATE)  # fmt: skip
+        rows.append({"file_name": f"u{k:02d}.wav", "text": text, "speaker": speaker, "call": name,
+                     "start": float(start)})  # fmt: skip
+    Dataset.from_list(rows).to_csv(folder / "metadata.csv", index=False)
+    return folder, rows
+
+
 CORPUS_TITLES = ("Albedo", "Achilles", "Abraham Lincoln", "Aristotle")
 
 

@@ -10,6 +10,7 @@ from hf_whisper_context.data.corpus import CorpusConfig, build_corpus, clean_art
 from hf_whisper_context.data.dataset import chunk_audio, load_swc, load_swc_articles, make_splits
 from hf_whisper_context.data.swc import read_swc
 from hf_whisper_context.data.tts import TTSError
+from hf_whisper_context.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +76,32 @@ def test_espeak_word_times_come_from_the_engine(tmp_path):
     starts = [t.start_ms for t in article.tokens if t.timed]
     assert starts == sorted(starts) and len(set(starts)) > 0.9 * len(starts)
     assert article.tokens[0].start_ms < 500  # the first word starts where the engine put it, near the start
+
+
+def test_voices_mix_engines_per_paragraph_and_are_scored_per_reader(tmp_path):
+    from hf_whisper_context.evaluation import article_entry, run_entry
+    from hf_whisper_context.report import tables
+
+    config = CorpusConfig(titles=("Albedo",), max_words=150, min_words=40, voices=["flite:slt", "espeak:en-us+f3"],
+                          voice_unit="paragraph", rates=[1.0], seed=4)  # fmt: skip
+    assert build_corpus(tmp_path, config).built == ["Albedo"]
+    info = json.loads((tmp_path / "Albedo" / "info.json").read_text())
+    assert info["tts"]["voices"] == ["espeak:en-us+f3", "flite:slt"] and info["tts"]["voice"] == "mixed"
+    assert info["timing"] == "espeak-word-events+apportioned"
+    (article,) = read_swc(tmp_path)
+    assert article.reader == "mixed@1.0"
+    starts = [t.start_ms for t in article.tokens if t.timed]
+    assert starts == sorted(starts)
+    # per-reader WER: the counts of each reader's articles added up (here: one reader makes no mistake)
+    reference = "The cat sat on the mat. It was warm."
+    articles = [
+        {**article_entry("a", reference, reference, 3), "reader": "flite:slt@1.0"},
+        {**article_entry("b", reference, "The cat sat on the mat. It was.", 3), "reader": "espeak:en-us@1.0"},
+    ]
+    table = tables({"runs": {"model": {**run_entry(articles, "tagger"), "strategy": "chunked"}}})["readers"]
+    assert "| flite:slt@1.0 | 0.000 |" in table and "| espeak:en-us@1.0 | 0.111 |" in table
+    with pytest.raises(ConfigError, match="voice_unit must be"):
+        build_corpus(tmp_path / "x", CorpusConfig(voice_unit="sentence"))
 
 
 def test_missing_engine_names_the_package(tmp_path, monkeypatch):

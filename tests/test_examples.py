@@ -63,6 +63,29 @@ def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
     assert "| WER (normalised) ↓ |" in table and (tmp_path / "eval" / "results.json").is_file()
 
 
+def test_examples_on_a_datasets_corpus(call, tiny_models, tmp_path):
+    """The same route on a `datasets` audio folder of real speech (the phone call): cache, distil, evaluate."""
+    folder, rows = call
+    by_speaker = ("--dataset", folder, "--group_by", "speaker", "--order_by", "start")  # 2 groups: one held out
+    cache = tmp_path / "cache"
+    _run(EXAMPLES / "cache_teacher.py", *by_speaker, "--output_dir", cache, "--teacher", tiny_models / "teacher",
+         "--context_words", 64, "--k", 8)  # fmt: skip
+    info = json.loads((cache / "train" / "cache.json").read_text())
+    speakers = [r["speaker"] for r in rows]
+    assert info["rows"] == speakers.count(rows[0]["speaker"]) and (cache / "test" / "cache.json").is_file()
+    out = tmp_path / "run"
+    stdout = _run(EXAMPLES / "distill.py", *by_speaker, "--teacher_cache", cache / "train", "--student",
+                  tiny_models / "student", "--output_dir", out, "--max_steps", 1, "--per_device_train_batch_size", 2,
+                  "--logging_steps", 1, "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+                  "--dataloader_num_workers", 0)  # fmt: skip
+    assert "'kd_ot'" in stdout and (out / "merged" / "model.safetensors").is_file()
+    table = _run(EXAMPLES / "evaluate_longform.py", "--dataset", folder, "--group_by", "call", "--order_by", "start",
+                 "--models", out / "merged", "--output_dir", tmp_path / "eval")  # fmt: skip
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert "| WER (normalised) ↓ |" in table and results["data"] == str(folder)
+    assert [a["article_id"] for a in next(iter(results["runs"].values()))["articles"]] == ["sample"]
+
+
 def test_accelerate_configs_load_and_defer_to_the_training_arguments():
     from accelerate.commands.config.config_args import load_config_from_file
 

@@ -208,7 +208,8 @@ def _context(flat: FlatArticle, word_index: np.ndarray, edge: int, n_words: int)
     return flat.render(edge, hi)
 
 
-def _stamp(ms: float, precision_s: float) -> str:
+def stamp(ms: float, precision_s: float) -> str:
+    """A Whisper timestamp token for `ms` after the audio start, on the `precision_s` grid, within 0..30 s."""
     return f"<|{min(max(round(ms / 1000 / precision_s) * precision_s, 0.0), 30.0):.2f}|>"
 
 
@@ -223,7 +224,7 @@ def _segments(flat: FlatArticle, units: list[tuple[int, int]], origin_ms: float,
             continue
         lo, hi = units[first][0], b
         start, end = flat.start_ms[lo] - origin_ms, flat.end_ms[lo:hi].max() - origin_ms
-        out.append(f"{_stamp(start, precision_s)} {flat.render(lo, hi, tags)}{_stamp(end, precision_s)}")
+        out.append(f"{stamp(start, precision_s)} {flat.render(lo, hi, tags)}{stamp(end, precision_s)}")
         first = k + 1
     return "".join(out)
 
@@ -231,14 +232,13 @@ def _segments(flat: FlatArticle, units: list[tuple[int, int]], origin_ms: float,
 def _with_timestamps(flat: FlatArticle, chunk: dict, precision_s: float) -> str:
     """The paper's boundary markers: `left <|t0|>middle<|t1|> right`, times relative to the chunk's audio start."""
 
-    def stamp(ms: float) -> str:
-        t = round((ms - chunk["start_ms"]) / 1000 / precision_s) * precision_s
-        return f"<|{min(max(t, 0.0), 30.0):.2f}|>"
+    def mark(ms: float) -> str:
+        return stamp(ms - chunk["start_ms"], precision_s)
 
     (lo, hi), (mid_lo, mid_hi) = chunk["tokens"], chunk["middle"]
     parts = [
         flat.render(lo, mid_lo, tags=True),
-        stamp(chunk["middle_start_ms"]) + flat.render(mid_lo, mid_hi, tags=True) + stamp(chunk["middle_end_ms"]),
+        mark(chunk["middle_start_ms"]) + flat.render(mid_lo, mid_hi, tags=True) + mark(chunk["middle_end_ms"]),
         flat.render(mid_hi, hi, tags=True),
     ]
     return " ".join(p for p in parts if p)

@@ -52,7 +52,10 @@ class CorpusConfig:
     articles: int = field(default=20, metadata={"help": "How many articles to speak."})
     tts: str = field(default="flite", metadata={"help": "flite, espeak or piper."})
     voices: list[str] = field(default_factory=list, metadata={
-        "help": "Voices drawn per article (default: every voice of the engine)."})  # fmt: skip
+        "help": "Voices drawn (seeded): `voice` of --tts, or `engine:voice` to mix engines (e.g. flite:slt "
+                "espeak:en-us+f3 piper:joe); default: every voice of --tts."})  # fmt: skip
+    voice_unit: str = field(default="article", metadata={
+        "help": "What one voice reads: a whole article, or each paragraph (voices change inside one)."})  # fmt: skip
     rates: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1], metadata={"help": "Speaking rates drawn."})
     max_words: int = field(default=1200, metadata={"help": "Words per article, whole sentences (about 8 min)."})
     min_words: int = field(default=300, metadata={"help": "Articles with less prose are passed over."})
@@ -170,14 +173,26 @@ def _voiced(audio: np.ndarray, threshold: float = 0.01) -> tuple[int, int]:
     return int(loud[0] * frame), int(min(len(audio), (loud[-1] + 1) * frame))
 
 
-def _speak(text: str, config: CorpusConfig, voice: str, rate: float, scratch: Path) -> tuple[np.ndarray, list]:
+def voice_pool(config: CorpusConfig) -> list[tuple[str, str]]:
+    """(engine, voice) pairs to draw from: `config.voices` (`voice` of `config.tts`, or `engine:voice`), else every
+    voice of `config.tts`. Every engine named is checked before any work."""
+    if config.voice_unit not in ("article", "paragraph"):
+        raise ConfigError(f"voice_unit must be 'article' or 'paragraph', got {config.voice_unit!r}")
+    names = config.voices or VOICES.get(config.tts) or (ENGINES[config.tts][2],)
+    pool = [tuple(v.split(":", 1)) if ":" in v else (config.tts, v) for v in names]
+    for engine, _ in pool:
+        engine_path(engine)
+    return pool
+
+
+def _speak(text: str, engine: str, voice: str, rate: float, scratch: Path) -> tuple[np.ndarray, list]:
     """16 kHz audio of `text` and the engine's word events [(char_start, char_end, sample)] (espeak only)."""
     import soundfile as sf
 
-    if config.tts == "espeak":
+    if engine == "espeak":
         audio, sr, words = espeak_with_word_times(text, voice, rate)
         return resample(audio, sr, SAMPLING_RATE), [(a, b, ms * SAMPLING_RATE // 1000) for a, b, ms in words]
-    wav = synthesize(text, scratch / "sentence.wav", engine=config.tts, voice=voice, rate=rate)
+    wav = synthesize(text, scratch / "sentence.wav", engine=engine, voice=voice, rate=rate)
     audio, sr = sf.read(wav, dtype="float32", always_2d=True)
     return resample(audio.mean(axis=1), sr, SAMPLING_RATE), []
 
@@ -203,18 +218,20 @@ def _spoken(token) -> bool:
     return any(ch.isalnum() for ch in token.text)
 
 
-def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config: CorpusConfig, voice: str,
-                  rate: float, nlp) -> float:  # fmt: skip
-    """Speak one article into an SWC folder at `out_dir` (written atomically). Returns the audio length in seconds."""
+def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config: CorpusConfig,
+                  voices: list[tuple[str, str]], rate: float, nlp) -> float:  # fmt: skip
+    """Speak one article into an SWC folder at `out_dir` (written atomically), paragraph i in `voices[i]` (engine,
+    voice). Returns the audio length in seconds."""
     import soundfile as sf
 
     with atomic_folder(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
         d = ET.Element("d")
         chunks: list[np.ndarray] = []
-        cursor, words, section_el, section_path = 0, 0, d, None
-        for paragraph in paragraphs:
+        cursor, words, section_el, section_path, spoken_by = 0, 0, d, None, []
+        for paragraph, (engine, voice) in zip(paragraphs, voices, strict=True):
             if words >= config.max_words:
                 break
+            spoken_by.append(f"{engine}:{voice}")
             if paragraph.title:  # a section: title read aloud, content below it
                 section = ET.SubElement(d, "section", level=str(len(paragraph.section) + 1))
                 container = ET.SubElement(section, "sectiontitle")
@@ -229,7 +246,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
                 if not any(_spoken(t) for t in tokens):
                     continue
                 spoken_text = sent.text.strip()
-                audio, events = _speak(spoken_text, config, voice, rate, Path(scratch))
+                audio, events = _speak(spoken_text, engine, voice, rate, Path(scratch))
                 lo, hi = _voiced(audio)
                 s_el = container if paragraph.title else ET.SubElement(container, "s")
                 weights = np.array([len(t.text) if _spoken(t) else 0 for t in tokens], dtype=float)
@@ -261,7 +278,11 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
         fmt = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}[config.audio_format]
         sf.write(tmp / audio_name, audio, SAMPLING_RATE, format=fmt[0], subtype=fmt[1])
         identifier = out_dir.name
-        timing = "espeak-word-events" if config.tts == "espeak" else "apportioned"
+        engines = {v.split(":")[0] for v in spoken_by}
+        timing = {frozenset({"espeak"}): "espeak-word-events"}.get(frozenset(engines), "apportioned")
+        if "espeak" in engines and len(engines) > 1:
+            timing = "espeak-word-events+apportioned"
+        reader = spoken_by[0] if len(set(spoken_by)) == 1 else "mixed"
         meta = ET.Element("meta")
         props = {
             "DC.title": title,
@@ -269,7 +290,7 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
             "DC.identifier": identifier,
             "DC.license": "CC-BY-SA",
             "DC.source": f"https://en.wikipedia.org/wiki/{title.replace(' ', '_')}",
-            "reader.name": f"{config.tts}:{voice}@{rate}",
+            "reader.name": f"{reader}@{rate}",
             "timing.method": timing,
         }
         for key, value in props.items():
@@ -280,7 +301,13 @@ def build_article(title: str, paragraphs: list[Paragraph], out_dir: Path, config
         info = {
             "article": {"title": title, "identifier": identifier, "language": "en"},
             "audio_files": [{"title": audio_name, "offset": 0.0, "duration": len(audio) / SAMPLING_RATE}],
-            "tts": {"engine": config.tts, "voice": voice, "rate": rate},
+            "tts": {
+                "engine": reader.split(":")[0],
+                "voice": reader.split(":")[-1],
+                "rate": rate,
+                "voices": sorted(set(spoken_by)),
+                "voice_unit": config.voice_unit,
+            },  # fmt: skip
             "timing": timing,
             "source": "gensim==4.4.0 " + WIKI_DUMP,
         }
@@ -321,7 +348,7 @@ def build_corpus(
     if config.like:  # the same articles and the same words of each
         splits, titles, text = _held_out_splits(config.like)
         config = replace(config, titles=titles, **text)
-    voices = config.voices or VOICES.get(config.tts) or (ENGINES[config.tts][2],)
+    pool = voice_pool(config)  # a missing engine fails before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nlp = spacy.load(config.spacy_model, disable=["ner", "lemmatizer"])
@@ -334,7 +361,7 @@ def build_corpus(
             break
         if wanted and title not in wanted:
             continue
-        voice, rate = rng.choice(voices), rng.choice(config.rates)  # drawn per article, in order: seeded
+        voice, rate = rng.choice(pool), rng.choice(config.rates)  # drawn per article, in order: seeded
         target = out / folder_name(title)
         if (target / "aligned.swc").is_file():
             report.built.append(title)
@@ -346,7 +373,12 @@ def build_corpus(
             report.skipped.append(f"{title}: only {prose_words} words of prose (min_words={config.min_words})")
             continue
         try:
-            report.audio_s += build_article(title, paragraphs, target, config, voice, rate, nlp)
+            if config.voice_unit == "paragraph":  # drawn from the article's own stream: other articles keep theirs
+                draw = random.Random(f"{config.seed}:{title}")
+                voices = [draw.choice(pool) for _ in paragraphs]
+            else:
+                voices = [voice] * len(paragraphs)
+            report.audio_s += build_article(title, paragraphs, target, config, voices, rate, nlp)
         except ValueError as e:
             report.skipped.append(str(e))
             continue

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLING_RATE, SPAN_SLACK_S, read_span
+from ..audio import SAMPLING_RATE, SPAN_SLACK_S, decode_source, read_span
 from ..errors import ConfigError
 from ..utils import atomic_write
 from .chunking import ChunkConfig, chunk_article, flatten
@@ -27,7 +27,7 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "4"
+DATA_VERSION = "5"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
 
@@ -149,6 +149,7 @@ def _article_rows(folders: list[str], spacy_model: str | None, tag_cache: str | 
             "audio_path": [str(a.path) for a in article.audio],
             "audio_offset_s": [a.offset_s for a in article.audio],
             "duration_s": article.duration_s,
+            "reader": article.reader,
             "text": flat.render(0, len(flat.texts)),
             "text_tagged": flat.render(0, len(flat.texts), tags=True),
             "entities": [t for _, _, t in flat.entities],
@@ -223,8 +224,11 @@ def load_swc_articles(root: str | Path, split: str = "test", spacy_model: str | 
 
 
 def chunk_audio(row: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Decode a chunk row's audio (soundfile, any of wav/flac/ogg), mono, at `sampling_rate`; `AudioError` if a
-    segment is not inside its file or the audio is damaged."""
+    """Decode a chunk row's audio (soundfile, any of wav/flac/ogg), mono, at `sampling_rate`: the file segments of
+    an SWC row, or the `audio` source of a `prepare_dataset` row; `AudioError` if a segment is not inside its file
+    or the audio is damaged."""
+    if "audio_path" not in row:
+        return decode_source(row["audio"], sampling_rate, row["audio_start_s"], row["audio_end_s"])
     segments = zip(row["audio_path"], row["audio_start_s"], row["audio_end_s"], strict=True)
     return np.concatenate([read_span(path, start, end, sampling_rate) for path, start, end in segments])
 

@@ -69,6 +69,7 @@ class Article:
     audio: list[AudioFile]
     directory: Path
     duration_s: float | None = None  # length of the audio (files played one after another), when checked
+    reader: str = ""  # who reads it (`reader.name`: a person, or a built corpus's engine:voice@rate)
 
     @property
     def tokens(self) -> list[Token]:
@@ -303,6 +304,7 @@ def _read_article(directory: Path, require_audio: bool) -> Article:
         audio=audio,
         directory=directory,
         duration_s=length,
+        reader=_text(meta.get("reader.name")) or "",
     )
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,8 +50,7 @@ class CacheConfig:
     )
     pooling: str = field(default="last", metadata={"help": "Window embedding: last (non-pad token) or mean."})
     layer: int = field(default=-1, metadata={"help": "Hidden layer pooled for the embedding."})
-    text_column: str = field(default="text", metadata={"help": "The chunk text the student learns: text or "
-                                                               "text_tagged."})  # fmt: skip
+    target: str = field(default="text", metadata={"help": "The chunk text the student learns: text or text_tagged."})
     max_length: int | None = field(default=None, metadata={
         "help": "Teacher tokens per window (default: window.MAX_TOKENS, at most the tokenizer's)."})  # fmt: skip
     batch_size: int = field(default=8, metadata={"help": "Windows per teacher forward pass."})
@@ -76,7 +76,8 @@ def teacher_identity(name_or_path: str, model=None, adapter: str | None = None) 
 
 
 def fingerprint(identity: dict, config: CacheConfig, data_fingerprint: str) -> str:
-    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "shard_size")}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "shard_size", "target")}
+    settings["text_column"] = config.target  # its earlier name: caches written before the rename stay valid
     payload = {"identity": identity, "settings": settings, "text_version": TEXT_VERSION, "data": data_fingerprint}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -209,7 +210,7 @@ def cache_teacher(
         lo, hi = shard * config.shard_size, min(len(dataset), (shard + 1) * config.shard_size)
         rows = []
         for index in range(lo, hi):
-            window = teacher_window(dataset[index], tokenizer, config.context_words, max_length, config.text_column)
+            window = teacher_window(dataset[index], tokenizer, config.context_words, max_length, config.target)
             if not window:
                 skipped += 1
                 continue
@@ -344,13 +345,15 @@ class TeacherCache:
 
 def cache_corpus(data, output_dir, config: CacheConfig = CacheConfig(), teacher: str = "smollm2-135m", adapter=None,
                  quantization=None, dtype: str = "float32", test_articles: int = 3) -> dict[str, Path]:  # fmt: skip
-    """Cache the teacher for every split of an SWC folder into `<output_dir>/<split>`. Under `accelerate launch`
-    each process writes its share of the shards (see `cache_teacher`)."""
+    """Cache the teacher for every split of `data` (an SWC folder, or a `DatasetDict` of `prepare_dataset` rows)
+    into `<output_dir>/<split>`. Under `accelerate launch` each process writes its share of the shards (see
+    `cache_teacher`)."""
     from accelerate import PartialState
 
     from ..data.dataset import load_swc
     from .load import load_teacher
 
+    splits = load_swc(data, test_articles=test_articles) if isinstance(data, (str, os.PathLike)) else data
     state = PartialState()
     model, tokenizer = load_teacher(teacher, quantization, dtype=dtype, adapter=adapter)
     if quantization is None:
@@ -367,5 +370,5 @@ def cache_corpus(data, output_dir, config: CacheConfig = CacheConfig(), teacher:
             state.process_index,
             state.num_processes,
         )  # fmt: skip
-        for split, dataset in load_swc(data, test_articles=test_articles).items()
+        for split, dataset in splits.items()
     }
