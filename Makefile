@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast lint tts install
+.PHONY: demo test test-fast lint tts browser install
 
 install: $(STAMP)
 
@@ -24,13 +24,19 @@ tts:
 		echo "installing flite and espeak-ng (offline speech synthesis)"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq flite espeak-ng >/dev/null; }
 
+# The demo page's browser test drives Debian's Chromium headless (nothing downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		echo "installing chromium and chromium-driver (the app's browser test)"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 demo: $(STAMP) tts
 	$(BIN)/hf-whisper-context demo --output-dir outputs/demo --overwrite
 
-test: $(STAMP) tts
+test: $(STAMP) tts browser
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) tts
+test-fast: $(STAMP) tts browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)

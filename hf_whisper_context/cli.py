@@ -122,6 +122,26 @@ def _compare(args) -> None:
         atomic_write(args.output, json.dumps(result, indent=2) + "\n")
 
 
+def _export(args) -> None:
+    import json
+
+    from .export import export_ctranslate2
+
+    out = export_ctranslate2(args.folder, args.output_dir, args.quantization, args.overwrite, not args.no_check)
+    if not args.no_check:
+        report = json.loads((out / "export_check.json").read_text())
+        print(f"checked on {len(report['clips'])} clips of real speech: greedy ids equal to the checkpoint's on "
+              f"{len(report['clips']) - report['differing_clips']}, WER between the two "
+              f"{report['mean_wer_export']:.3f}")  # fmt: skip
+    print(f"written: {out} (faster_whisper.WhisperModel({str(out)!r}))")
+
+
+def _app(args) -> None:
+    from .app import launch
+
+    launch(args.models, args.port, args.data, args.max_minutes, args.host)
+
+
 def _from_dataclasses(args, *types) -> list:
     """The dataclasses a sub-command was built from (`HfArgumentParser`), filled from the parsed flags."""
     import dataclasses
@@ -245,6 +265,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--quick", action="store_true", help="the same grid at toy size (two seeds, a few steps)")
     exp.set_defaults(func=_experiment)
+
+    from .export import QUANTIZATIONS
+
+    export = sub.add_parser("export", help="write a CTranslate2 folder for faster-whisper, checked against the model")
+    export.add_argument("folder", help="a student checkpoint: merged, or a LoRA adapter folder (merged first)")
+    export.add_argument("--format", choices=["ctranslate2"], default="ctranslate2")
+    export.add_argument("--output-dir", required=True)
+    export.add_argument("--quantization", choices=QUANTIZATIONS, default="float16",
+                        help="weights as stored (float16 runs on GPUs and, as float32, on CPUs)")  # fmt: skip
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
+    export.add_argument("--no-check", action="store_true", help="skip the comparison with the checkpoint")
+    export.set_defaults(func=_export)
+
+    from .app import MAX_MINUTES
+
+    app = sub.add_parser("app", help="a local page comparing the models' transcripts (Gradio; the `app` extra)")
+    app.add_argument("--models", nargs="+", default=["tiny.en"], help="bundled names, folders or Hub ids")
+    app.add_argument("--data", help="a built corpus: its test articles can be picked on the page")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    app.add_argument("--max-minutes", type=float, default=MAX_MINUTES, help="longest audio the page transcribes")
+    app.set_defaults(func=_app)
 
     push = sub.add_parser("push", help="upload a saved checkpoint folder (with its model card) to the Hub")
     push.add_argument("folder")

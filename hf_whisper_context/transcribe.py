@@ -128,6 +128,7 @@ def transcribe_long(
     stride_s=5.0,
     condition_on_prev=False,
     block_s=BLOCK_S,
+    on_block=None,
 ) -> Transcript:
     """Transcribe a whole article (array, file, or list of files played in order) with a loaded ASR pipeline.
 
@@ -135,7 +136,8 @@ def transcribe_long(
     - "sequential": Whisper's own long-form decoding (seek by predicted timestamps), optionally conditioned on
       the previous text (`condition_on_prev`).
     The audio is streamed in blocks of about `block_s` (memory stays bounded for hours of audio); silent blocks
-    are skipped. 0 s of audio gives an empty transcript.
+    are skipped; `on_block(seconds_done)` is called before each block (a progress bar). 0 s of audio gives an empty
+    transcript.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
@@ -150,6 +152,8 @@ def transcribe_long(
         generate_kwargs.update(condition_on_prev_tokens=condition_on_prev)
     texts, segments = [], []
     for offset, block in audio_blocks(audio, block_s):
+        if on_block is not None:
+            on_block(offset)
         if is_silent(block):
             continue
         out = asr({"raw": block, "sampling_rate": SAMPLING_RATE}, generate_kwargs=generate_kwargs, **kwargs)
