@@ -65,6 +65,8 @@ class EvaluationArguments:
     output_dir: str = field(default="outputs/eval", metadata={"help": "results.json, results.md and plots."})
     language: str | None = field(default="en", metadata={"help": "Language of multilingual models."})
     num_beams: int = field(default=1, metadata={"help": "1 = greedy (the default)."})
+    fallback: bool = field(default=False, metadata={
+        "help": "Whisper's temperature fallback in sequential decoding (loops, unlikely windows)."})  # fmt: skip
     batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N articles."})
     entity_mode: str = field(
@@ -75,3 +77,9 @@ class EvaluationArguments:
     )
     device: str | None = field(default=None, metadata={"help": "cpu or cuda (default: cuda if available)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Bundled model cache."})
+
+    def decoding(self):
+        """The `transcribe.Decoding` these flags ask for."""
+        from .transcribe import Decoding
+
+        return Decoding(num_beams=self.num_beams, language=self.language, fallback=self.fallback)

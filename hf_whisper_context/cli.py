@@ -82,12 +82,11 @@ def _evaluate(args) -> None:
     from .data.prepare import evaluation_source
     from .evaluation import evaluate_longform
     from .report import markdown_table
-    from .transcribe import Decoding
 
     data, dataset, ev = _from_dataclasses(args, DataArguments, SpeechDatasetArguments, EvaluationArguments)
     source = evaluation_source(data, dataset, ev.split)
     results = evaluate_longform(ev.models, source, ev.split, ev.strategies, ev.output_dir,
-                                Decoding(num_beams=ev.num_beams, language=ev.language), ev.batch_size, ev.device,
+                                ev.decoding(), ev.batch_size, ev.device,
                                 ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
                                 data_name=dataset.dataset)  # fmt: skip
     print(markdown_table(results))

@@ -1,7 +1,9 @@
 """`DistillationCollator`: audio rows + reference text + (optionally) the teacher cache -> one padded batch.
 
 Batch keys (B rows, L label positions, m teacher positions, k top-k):
-- `input_features` (B, n_mels, 3000): log-mel features from the processor's feature extractor;
+- `input_features` (B, n_mels, 3000): log-mel features from the processor's feature extractor, of each row's
+  `audio` (`{"array", "sampling_rate"}`; another rate than 16 kHz is resampled with a one-time warning, channels are
+  downmixed, NaN samples are an `AudioError`);
 - `labels` (B, L): Whisper's prefix tokens (language/task/no-timestamps), the text tokens and end-of-text, with the
   leading decoder-start token stripped (the model prepends it when it shifts the labels), padded with -100. With
   `timestamp_ratio` > 0 that share of the rows (drawn per row, seeded) gets the target Whisper writes with
@@ -21,6 +23,7 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import zlib
@@ -30,11 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import SAMPLING_RATE
+from .audio import SAMPLING_RATE, decode_source
 from .student_tags import tag_ids
 from .tags import space_after_opening_tags
 from .teacher.cache import CacheError
 from .teacher.window import max_tokens, pad_teacher, teacher_window
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class DistillationCollator:
     timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
     seed: int = 0  # which rows get timestamped targets
     _tag_ids: frozenset | None = field(default=None, init=False, repr=False)
+    _warned_rate: bool = field(default=False, init=False, repr=False)
 
     def _timestamped(self, row: dict) -> bool:
         if self.timestamp_ratio <= 0:
@@ -94,8 +100,19 @@ class DistillationCollator:
         skip = len(head)  # label positions whose targets are prompt tokens or the start token
         return [*head, start, *ids[:-1]], [-100] * skip + ids, [(0, 0)] * skip + spans, [False] * skip + mask
 
+    def _audio(self, row: dict) -> np.ndarray:
+        """The row's audio at 16 kHz, mono: other rates are resampled (with a warning, once), channels downmixed."""
+        value = row["audio"]
+        rate = value.get("sampling_rate") or SAMPLING_RATE
+        if rate != SAMPLING_RATE and not self._warned_rate:
+            logger.warning("audio at %d Hz is resampled to Whisper's %d Hz in the collator (every batch: resample "
+                           "once beforehand, e.g. `prepare_dataset` and `with_audio`, to save the time)", rate,
+                           SAMPLING_RATE)  # fmt: skip
+            self._warned_rate = True
+        return decode_source({"array": value["array"], "sampling_rate": rate, "path": value.get("path")})
+
     def __call__(self, rows: list[dict]) -> dict:
-        audio = [np.asarray(r["audio"]["array"], dtype=np.float32) for r in rows]
+        audio = [self._audio(r) for r in rows]
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         encoded = [self._labels(r) for r in rows]
         if self.prompt_words:

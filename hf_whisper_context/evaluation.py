@@ -75,6 +75,10 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
         label = labels[i] if labels else Path(str(model)).name
         for strategy in strategies:
             name = f"{label} ({strategy})"
+            if decoding.fallback:  # fallback windows are sampled: the same seed gives the same transcripts
+                from transformers import set_seed
+
+                set_seed(0)
             transcripts, seconds = [], []
             for article in tqdm(articles, desc=f"transcribing with {name}", unit="article"):
                 started = time.perf_counter()

@@ -187,6 +187,19 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
     return model
 
 
+def check_audio_columns(dataset) -> None:
+    """Refuse, at start-up, a `datasets.Audio` column that would need torchcodec to decode when it is not installed
+    (datasets' own error would come mid-epoch, from a dataloader worker)."""
+    import importlib.util
+
+    features = getattr(dataset, "features", None) or {}
+    for name, feature in features.items():
+        if type(feature).__name__ == "Audio" and feature.decode and importlib.util.find_spec("torchcodec") is None:
+            raise ConfigError(f"column {name!r} is a `datasets.Audio` column, which needs torchcodec (and FFmpeg) to "
+                              "decode: `pip install torchcodec`, or read it with soundfile instead: "
+                              "`with_audio(prepare_dataset(ds))` from `hf_whisper_context.data`")  # fmt: skip
+
+
 class ContextDistillTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` for distillation from a cached or live teacher (see `DistillationCollator`).
 
@@ -219,6 +232,8 @@ class ContextDistillTrainer(Seq2SeqTrainer):
                                     teacher_vocab=len(vocab_map) if vocab_map is not None else None,
                                     trainable_token_ids=trainable_token_ids)  # fmt: skip
         super().__init__(model, args, *extra, **kwargs)
+        for dataset in (self.train_dataset, self.eval_dataset):
+            check_audio_columns(dataset)
         cache = getattr(self.data_collator, "teacher_cache", None)
         if cache is not None:
             if self.train_dataset is not None:

@@ -26,6 +26,7 @@ class Decoding:
     num_beams: int = 1  # greedy; pipeline() would otherwise take beam 5 from transformers' defaults
     language: str | None = None  # multilingual models only; None detects the language
     task: str = "transcribe"
+    fallback: bool = False  # Whisper's long-form safety net (`fallback_kwargs`); off: the measured numbers use none
 
     def generate_kwargs(self, multilingual: bool) -> dict:
         kwargs = {"num_beams": self.num_beams, "do_sample": False}
@@ -35,9 +36,22 @@ class Decoding:
                 kwargs["language"] = self.language
         return kwargs
 
+    def fallback_kwargs(self) -> dict:
+        """Whisper's safety net against loops in sequential long-form decoding (the Whisper paper, section 3.8;
+        transformers' defaults, `FALLBACK`): a 30 s window whose tokens compress more than 1.35 times (zlib:
+        repetition) or whose mean log-probability is under -1 is decoded again at the next temperature of 0.2 ...
+        1.0 (sampling: seed torch for repeatable text). Only sequential decoding of audio over 30 s uses it
+        (transformers ignores it on shorter inputs)."""
+        return dict(FALLBACK) if self.fallback else {}
+
     def describe(self) -> str:
         search = "greedy" if self.num_beams == 1 else f"beam search ({self.num_beams} beams)"
-        return search + (f", language={self.language}" if self.language else "")
+        safety = ", temperature fallback (compression ratio > 1.35 or log-prob < -1.0: 0.2 ... 1.0)"
+        return search + (f", language={self.language}" if self.language else "") + (safety if self.fallback else "")
+
+
+FALLBACK = {"temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "compression_ratio_threshold": 1.35,
+            "logprob_threshold": -1.0}  # fmt: skip
 
 
 MULTILINGUAL_VOCAB = 51865  # English-only Whisper models have 51864 tokens; multilingual ones 51865 or more
@@ -156,7 +170,9 @@ def transcribe_long(
             on_block(offset)
         if is_silent(block):
             continue
-        out = asr({"raw": block, "sampling_rate": SAMPLING_RATE}, generate_kwargs=generate_kwargs, **kwargs)
+        long_form = strategy == "sequential" and len(block) > WHISPER_WINDOW_S * SAMPLING_RATE
+        block_kwargs = {**generate_kwargs, **(decoding.fallback_kwargs() if long_form else {})}
+        out = asr({"raw": block, "sampling_rate": SAMPLING_RATE}, generate_kwargs=block_kwargs, **kwargs)
         texts.append(out["text"].strip())
         for chunk in out.get("chunks", []):
             start, end = chunk["timestamp"]

@@ -110,3 +110,44 @@ def test_timestamped_targets(setup):
     drawn = [collator._timestamped(r) for r in many]
     assert drawn == [DistillationCollator(processor, timestamp_ratio=0.3, seed=1)._timestamped(r) for r in many]
     assert 0.22 < sum(drawn) / len(drawn) < 0.38
+
+
+def test_other_rates_and_channels_are_made_whisper_audio(setup, caplog):
+    """48 kHz stereo in: the same features as the 16 kHz mono it holds, with one warning; NaN is refused."""
+    from hf_whisper_context.audio import AudioError, resample
+
+    processor, _, rows = setup
+    rng = np.random.default_rng(0)
+    mono = rng.normal(0, 0.1, 16_000).astype(np.float32)
+    high = resample(mono, 16_000, 48_000)
+    stereo = {"array": np.stack([high, high]), "sampling_rate": 48_000}
+    collator = DistillationCollator(processor)
+    with caplog.at_level("WARNING"):
+        got = collator([{**rows[0], "audio": stereo}, {**rows[0], "audio": stereo}])["input_features"]
+    assert caplog.text.count("resampled to Whisper's 16000 Hz") == 1
+    want = collator([{**rows[0], "audio": {"array": resample(high, 48_000, 16_000), "sampling_rate": 16_000}}])
+    assert torch.allclose(got[0], want["input_features"][0], atol=1e-5)
+    broken = np.array(mono)
+    broken[5] = np.nan
+    with pytest.raises(AudioError, match="1 of 16000 samples are NaN"):
+        collator([{**rows[0], "audio": {"array": broken, "sampling_rate": 16_000}}])
+
+
+def test_an_audio_column_that_needs_torchcodec_is_refused_at_start(tiny_models, tmp_path):
+    import importlib.util
+
+    from datasets import Audio
+    from transformers import WhisperForConditionalGeneration
+
+    from hf_whisper_context.config import ContextDistillTrainingArguments
+    from hf_whisper_context.errors import ConfigError
+    from hf_whisper_context.trainer import ContextDistillTrainer
+
+    if importlib.util.find_spec("torchcodec") is not None:
+        pytest.skip("torchcodec is installed here: datasets can decode the column itself")
+    ds = Dataset.from_dict({"audio": [str(tmp_path / "a.wav")], "text": ["x"]}).cast_column("audio", Audio())
+    args = ContextDistillTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    processor = WhisperProcessor.from_pretrained(tiny_models / "student")
+    with pytest.raises(ConfigError, match="needs torchcodec .*pip install torchcodec.*prepare_dataset"):
+        ContextDistillTrainer(model=WhisperForConditionalGeneration.from_pretrained(tiny_models / "student"),
+                              args=args, train_dataset=ds, data_collator=DistillationCollator(processor))  # fmt: skip

@@ -54,6 +54,32 @@ def test_whole_article_transcripts(corpus, tiny_en, strategy):
 
 
 @pytest.mark.slow
+def test_fallback_decoding_reaches_sequential_long_form_only(corpus, tiny_en):
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    from hf_whisper_context.transcribe import FALLBACK, Decoding
+
+    load_swc(corpus, test_articles=1)
+    article = load_swc_articles(corpus, "test")[0]
+    asr, seen = load_asr_pipeline(str(tiny_en)), []
+
+    def watched(inputs, **kwargs):  # the real pipeline, with the generate kwargs of each call kept
+        seen.append((len(inputs["raw"]), kwargs["generate_kwargs"]))
+        return asr(inputs, **kwargs)
+
+    watched.model = asr.model
+    safe = Decoding(fallback=True)
+    transcript = transcribe_long(article["audio_path"], watched, "sequential", safe, block_s=40)
+    assert all((n > 30 * 16_000) == (FALLBACK.items() <= kw.items()) for n, kw in seen) and seen[0][0] > 30 * 16_000
+    normalize = EnglishTextNormalizer({})
+    assert jiwer.wer(normalize(article["text"]), normalize(transcript.text)) < 0.35
+    seen.clear()
+    transcribe_long(article["audio_path"], watched, "chunked", safe)
+    assert seen and not any("compression_ratio_threshold" in kw for _, kw in seen)  # 30 s windows: no fallback
+    assert "temperature fallback" in safe.describe() and Decoding().fallback_kwargs() == {}
+
+
+@pytest.mark.slow
 def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, capsys):
     load_swc(corpus, test_articles=1)
     out = tmp_path / "eval"
