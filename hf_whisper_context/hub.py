@@ -17,8 +17,7 @@ from pathlib import Path
 
 from .bundled import hub_id
 from .errors import HfWhisperContextError
-from .metrics import HEADLINE
-from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, tables
+from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, shown_summary, tables
 from .tags import TAG_ROWS_FILE
 from .utils import atomic_folder, atomic_write
 
@@ -152,12 +151,13 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
     run = results["runs"][run_name]
     data_name = Path(results["data"]).name
     name = model_name or folder.name
-    evals = [
+    evals = [  # the Hub's convention: percent (WER 14.52, not 0.1452), rounded; a metric with no support is left out
         EvalResult(task_type="automatic-speech-recognition", task_name="Long-form speech recognition",
-                   dataset_type="spoken-wikipedia-tts", dataset_name=data_name, dataset_split=results["split"],
-                   metric_type=metric, metric_name=METRIC_NAMES[metric], metric_value=run["summary"][metric])
-        for metric in HEADLINE
-        if metric not in COUNT_METRICS
+                   dataset_type="long-form-speech", dataset_name=f"{data_name} ({data})",
+                   dataset_split=results["split"], metric_type=metric, metric_name=f"{METRIC_NAMES[metric]} (%)",
+                   metric_value=round(100 * value, 2))
+        for metric, value in shown_summary(run).items()
+        if metric not in COUNT_METRICS and value is not None
     ]  # fmt: skip
     card_data = ModelCardData(
         language=language, license="apache-2.0", library_name="peft" if adapter else "transformers",
@@ -183,7 +183,8 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         teacher_description=teacher, data_description=data, decoding=results["decoding"],
         model_id=model_id or str(folder.resolve()), split=results["split"], data_name=data_name, run_name=run_name,
         results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
-        plots=plots, settings_table=_settings_table(settings), test_articles=len(articles),
+        plots=plots, settings_table=_settings_table(settings),
+        test_articles=f"{len(articles)} article{'s' if len(articles) != 1 else ''}",
         test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
         strategy_description=STRATEGY_DESCRIPTIONS[run["strategy"]], data_limitations=data_limitations,
         entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],

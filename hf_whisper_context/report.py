@@ -35,6 +35,22 @@ def fmt(metric: str, value) -> str:
     return f"{value:.0f}" if metric in COUNT_METRICS else f"{value:.3f}"
 
 
+def _unsupported(scores: dict, count: str = "support") -> bool:
+    """Nothing to score: no instance in the reference and none predicted (the F1 of 1.0 there means nothing)."""
+    return scores.get(count, 0) == 0 and scores.get("fp", 0) == 0
+
+
+def shown_summary(run: dict) -> dict:
+    """The run's headline numbers as tables and cards show them: None ("–") where a metric had nothing to score."""
+    corpus, out = run["corpus"], dict(run["summary"])
+    marks = corpus["punctuation"]["per_mark_all_words"]
+    empty = {"entity_f1": _unsupported(corpus["entities"]["micro"]),
+             "comma_f1": _unsupported(marks[","], "reference_count"),
+             "period_f1": _unsupported(marks["."], "reference_count"),
+             "capitalization_f1": not corpus["capitalization"].get("defined", True)}  # fmt: skip
+    return {k: None if empty.get(k) else v for k, v in out.items()}
+
+
 def _per_type(run: dict) -> dict[str, float]:
     return {t: v["f1"] for t, v in run["corpus"]["entities"]["per_type"].items()}
 
@@ -84,7 +100,8 @@ def tables(results: dict) -> dict[str, str]:
         lines.extend(f"| {k} | " + " | ".join(fmt(metric(k), v) for v in values) + " |" for k, values in rows.items())
         return "\n".join(lines)
 
-    headline = {f"{METRIC_NAMES[k]} {arrow(k)}": [runs[n]["summary"][k] for n in names] for k in HEADLINE}
+    shown = {n: shown_summary(runs[n]) for n in names}
+    headline = {f"{METRIC_NAMES[k]} {arrow(k)}": [shown[n][k] for n in names] for k in HEADLINE}
     keys = {f"{METRIC_NAMES[k]} {arrow(k)}": k for k in HEADLINE}
     modes = " / ".join(sorted({run["corpus"]["entity_mode"] for run in runs.values()}))
     out = {

@@ -95,8 +95,11 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         data = ModelCardData(**card.data.to_dict())  # validates (model-index -> eval results)
         assert data.pipeline_tag == "automatic-speech-recognition" and data.base_model == "openai/whisper-tiny.en"
         assert data.library_name == ("peft" if form == "adapter" else "transformers")
-        values = {r.metric_type: r.metric_value for r in data.eval_results}
-        assert values == _rates(results["runs"]["distilled (chunked)"]["summary"])
+        values = {r.metric_type: r.metric_value for r in data.eval_results}  # percent, rounded (the Hub's way)
+        rates = _rates(results["runs"]["distilled (chunked)"]["summary"])
+        assert values == {k: round(100 * v, 2) for k, v in rates.items()} and "%" in data.eval_results[0].metric_name
+        assert "@inproceedings{altinok2025whispering" in card.text and "arxiv.org/abs/2508.13376" in card.text
+        assert "(1 article, " in card.text
         assert "| PERSON |" in card.text and "| , |" in card.text and "`0.05`" in card.text
         assert "in 30 s windows with a 5 s stride" in card.text  # the strategy of the run
         assert f'model="{folder.resolve()}"' in card.text

@@ -149,10 +149,11 @@ def test_entity_f1_equals_seqeval_on_the_aligned_iob():
 
 
 def test_evaluate_modules_load_from_local_paths():
-    wer = load("wer")
+    wer = load("long_wer")  # not "wer": the canonical module's name, whose compute() returns a float
     assert wer.compute(references=["a b c d"], predictions=["a b x d"])["wer"] == 0.25
+    assert all(load(name).description for name in ("long_wer", "punctuation", "entities"))  # module cards
     assert load("capitalization").compute(references=["Bob"], predictions=["bob"])["fn"] == 1
-    with pytest.raises(ValueError, match="known: wer, punctuation"):
+    with pytest.raises(ValueError, match="known: long_wer, punctuation"):
         load("bleu")
 
 
@@ -355,3 +356,15 @@ def test_compare_refuses_other_test_sets():
     c = _run(["one two three"], ["one two three"])
     with pytest.raises(CompareError, match=r"only in the first: \['a1'\]"):
         compare([a], [c])
+
+
+def test_tables_show_a_dash_where_nothing_was_scored():
+    from hf_whisper_context.evaluation import article_entry, run_entry
+    from hf_whisper_context.report import shown_summary, tables
+
+    text = "The cat sat on the mat. It was warm."  # no entity and no comma on either side
+    run = {**run_entry([article_entry("a", text, text, 5, "tags")], "tags"), "strategy": "chunked"}
+    assert run["summary"]["entity_f1"] == 1.0 and shown_summary(run)["entity_f1"] is None
+    headline = tables({"runs": {"model (chunked)": run}})["headline"]
+    assert "| Entity F1 (micro, strict) ↑ | – |" in headline and "| Comma F1 ↑ | – |" in headline
+    assert "| Period F1 ↑ | 1.000 |" in headline

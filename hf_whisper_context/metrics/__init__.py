@@ -25,7 +25,7 @@ from .punctuation import punctuation_events, punctuation_from_counts, punctuatio
 from .wer import normalised_counts, normalised_words, orthographic_events, wer_from_counts, word_error_rate
 
 MODULES_DIR = Path(__file__).parent / "modules"
-MODULE_NAMES = ("wer", "punctuation", "capitalization", "entities", "long_transcript")
+MODULE_NAMES = ("long_wer", "punctuation", "capitalization", "entities", "long_transcript")
 # the headline numbers (`summary`), and which way is better
 HEADLINE = ("wer", "wer_orthographic", "entity_f1", "comma_f1", "period_f1", "punctuation_error_rate",
             "capitalization_f1", "loops", "insertion_bursts", "deletion_runs")  # fmt: skip

@@ -41,6 +41,8 @@ def capitalization_from_counts(counts: Mapping) -> dict:
 
 
 def capitalization_scores(references: Sequence[str], predictions: Sequence[str]) -> dict:
+    """Capitalization precision, recall and F1 over aligned word pairs (a capitalised reference word is a positive),
+    with the counts, `pairs` and `defined` (False, and F1 0, when no aligned pair has a capital on either side)."""
     counts = total([])
     for ref, hyp in zip(references, predictions, strict=True):
         total(capitalization_events(align_texts(ref, hyp)), counts)

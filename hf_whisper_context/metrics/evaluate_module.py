@@ -18,12 +18,11 @@ class LongTranscriptMetric:
     """Mixed into each module's `evaluate.Metric` subclass, which sets `fn` (a function of references and
     predictions). Not itself a Metric: `evaluate.load` takes the first Metric class a module file holds."""
 
-    fn = None
-    description = ""
+    fn = None  # (no `description` attribute here: it would hide `evaluate.Metric.description`, the module card's)
 
     def _info(self):
         return evaluate.MetricInfo(
-            description=self.description or (type(self).fn.__doc__ or ""),
+            description=type(self).fn.__doc__ or "",
             citation=_CITATION,
             inputs_description=_INPUTS,
             features=datasets.Features(

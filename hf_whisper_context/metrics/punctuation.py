@@ -59,6 +59,8 @@ def punctuation_from_counts(counts: Mapping) -> dict:
 
 
 def punctuation_scores(references: Sequence[str], predictions: Sequence[str]) -> dict:
+    """Punctuation F1 per mark (, . ; : ! ?) over aligned words and over all words (marks lost with deleted words
+    count as misses), overall F1 and the punctuation error rate, with the counts behind each."""
     counts = total([])
     for ref, hyp in zip(references, predictions, strict=True):
         total(punctuation_events(align_texts(ref, hyp)), counts)
