@@ -11,7 +11,8 @@
 
 Every `ContextDistillTrainingArguments` / `Seq2SeqTrainingArguments` field is a flag (`--help` lists them).
 Without `--teacher_cache` the teacher runs live inside each step. The trained model is saved by the Trainer in
-`--output_dir` (the LoRA adapter with `--lora_r`) and as a plain merged Whisper in `<output_dir>/merged`.
+`--output_dir` (the LoRA adapter with `--lora_r`) and as a plain merged Whisper in `<output_dir>/merged`, each with
+a model card naming the Hub base model, so `hf-whisper-context push` takes either folder.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from transformers import HfArgumentParser, WhisperForConditionalGeneration, Whis
 
 from hf_whisper_context import ContextDistillTrainer, ContextDistillTrainingArguments, DistillationCollator
 from hf_whisper_context.arguments import DataArguments, SpeechDatasetArguments, TeacherArguments
+from hf_whisper_context.bundled import hub_id
 from hf_whisper_context.data.dataset import load_swc, with_audio
 from hf_whisper_context.data.prepare import training_source
-from hf_whisper_context.hub import save_student
+from hf_whisper_context.hub import save_student, training_settings, write_student_card
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
@@ -91,6 +93,13 @@ def main() -> None:
     trainer.save_model()  # saved before evaluating: nothing trained is lost if evaluation fails
     if trainer.is_world_process_zero():  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
         merged = save_student(trainer.model, processor, f"{args.output_dir}/merged", "merged", overwrite=True)
+        # cards (not evaluated yet; `hf-whisper-context evaluate` scores them): both folders can be pushed, and
+        # name the Hub base model, not this machine's cache
+        source = dataset_args.dataset or data_args.data
+        teacher_text = f"`{args.teacher_cache}` (cached)" if args.teacher_cache else f"`{teacher_args.teacher}` (live)"
+        for folder in (args.output_dir, merged):
+            write_student_card(folder, base_model=hub_id(student_args.student), teacher=teacher_text,
+                               data=f"`{source}`", settings=training_settings(args))  # fmt: skip
         print(f"merged checkpoint: {merged}")
     print(trainer.evaluate())
 

@@ -132,47 +132,73 @@ STRATEGY_DESCRIPTIONS = {
 }
 
 
-def write_student_card(folder, results: dict, run_name: str, *, base_model: str, teacher: str, data: str,
-                       settings: dict, method: str = "", model_name: str | None = None, model_id: str | None = None,
-                       eval_dir=None, summary: str = "", language: str = "en",
-                       data_limitations: str = "one test split, of one kind of speech.") -> object:  # fmt: skip
+CARD_SETTINGS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+                 "learning_rate", "warmup_steps", "lr_scheduler_type", "label_smoothing_factor", "lora_r",
+                 "lora_alpha", "freeze_encoder_layers", "distill_mode", "kd_weight", "ot_weight", "rep_weight",
+                 "base_kl_weight", "seed", "bf16")  # fmt: skip
+
+
+def training_settings(args) -> dict:
+    """The training arguments a card lists (`CARD_SETTINGS`), from `ContextDistillTrainingArguments`."""
+    values = args.to_sanitized_dict()
+    return {k: values[k] for k in CARD_SETTINGS if k in values}
+
+
+def write_student_card(folder, results: dict | None = None, run_name: str | None = None, *, base_model: str,
+                       teacher: str, data: str, settings: dict, method: str = "", model_name: str | None = None,
+                       model_id: str | None = None, eval_dir=None, summary: str = "", language: str = "en",
+                       data_limitations: str = "one test split, of one kind of speech.",
+                       decoding: str = "greedy") -> object:  # fmt: skip
     """Write `README.md` into a saved student folder (merged or adapter) from `model_cards/student.md`.
 
     `results` is the `evaluate_longform` result and `run_name` this model's run in it (its numbers go into the
-    `model-index`, unrounded); the card's tables show every run, so the baseline is beside it. Plots found in
-    `eval_dir` are copied into `plots/`; `data_limitations` says what the test data is not. Returns the `ModelCard`.
+    `model-index`, in percent); the card's tables show every run, so the baseline is beside it. Plots found in
+    `eval_dir` are copied into `plots/`; `data_limitations` says what the test data is not. Without `results` the
+    card says the model is not evaluated yet (and how to), and has no model-index: enough to push. `base_model` is
+    the Hub id (a bundled name's is `bundled.hub_id`). Returns the `ModelCard`.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     folder = Path(folder)
-    if run_name not in results["runs"]:
+    if results is not None and run_name not in results["runs"]:
         raise HubError(f"no run {run_name!r} in the results; runs: {', '.join(results['runs'])}")
     adapter = (folder / "adapter_config.json").is_file()
-    run = results["runs"][run_name]
-    data_name = Path(results["data"]).name
+    evaluation, evals = {"evaluated": results is not None}, []
+    if results is not None:
+        run = results["runs"][run_name]
+        data_name = Path(results["data"]).name
+        evals = [  # the Hub's convention: percent (WER 14.52, not 0.1452), rounded; nothing to score: left out
+            EvalResult(task_type="automatic-speech-recognition", task_name="Long-form speech recognition",
+                       dataset_type="long-form-speech", dataset_name=f"{data_name} ({data})",
+                       dataset_split=results["split"], metric_type=metric, metric_name=f"{METRIC_NAMES[metric]} (%)",
+                       metric_value=round(100 * value, 2))
+            for metric, value in shown_summary(run).items()
+            if metric not in COUNT_METRICS and value is not None
+        ]  # fmt: skip
+        plots = []
+        if eval_dir is not None:
+            (folder / "plots").mkdir(exist_ok=True)
+            for plot in PLOT_FILES:
+                if (Path(eval_dir) / plot).is_file():
+                    shutil.copyfile(Path(eval_dir) / plot, folder / "plots" / plot)
+                    plots.append(plot)
+        articles, table = run["articles"], tables(results)
+        decoding = results["decoding"]
+        evaluation.update(
+            split=results["split"], data_name=data_name, run_name=run_name, results_table=table["headline"],
+            entity_table=table["entities"], punctuation_table=table["punctuation"], plots=plots,
+            test_articles=f"{len(articles)} article{'s' if len(articles) != 1 else ''}",
+            test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
+            strategy_description=STRATEGY_DESCRIPTIONS[run["strategy"]], data_limitations=data_limitations,
+            entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
+        )  # fmt: skip
     name = model_name or folder.name
-    evals = [  # the Hub's convention: percent (WER 14.52, not 0.1452), rounded; a metric with no support is left out
-        EvalResult(task_type="automatic-speech-recognition", task_name="Long-form speech recognition",
-                   dataset_type="long-form-speech", dataset_name=f"{data_name} ({data})",
-                   dataset_split=results["split"], metric_type=metric, metric_name=f"{METRIC_NAMES[metric]} (%)",
-                   metric_value=round(100 * value, 2))
-        for metric, value in shown_summary(run).items()
-        if metric not in COUNT_METRICS and value is not None
-    ]  # fmt: skip
     card_data = ModelCardData(
         language=language, license="apache-2.0", library_name="peft" if adapter else "transformers",
-        pipeline_tag="automatic-speech-recognition", base_model=base_model, model_name=name, eval_results=evals,
-        tags=["whisper", "distillation", "hf_whisper_context", *(["lora"] if adapter else [])], metrics=["wer"],
+        pipeline_tag="automatic-speech-recognition", base_model=base_model, model_name=name,
+        eval_results=evals or None, metrics=["wer"],
+        tags=["whisper", "distillation", "hf_whisper_context", *(["lora"] if adapter else [])],
     )  # fmt: skip
-    plots = []
-    if eval_dir is not None:
-        (folder / "plots").mkdir(exist_ok=True)
-        for plot in PLOT_FILES:
-            if (Path(eval_dir) / plot).is_file():
-                shutil.copyfile(Path(eval_dir) / plot, folder / "plots" / plot)
-                plots.append(plot)
-    articles = run["articles"]
-    table = tables(results)
     card = ModelCard.from_template(
         card_data, template_path=str(_template("student.md")), model_name=name,
         form="adapter" if adapter else "merged",
@@ -180,15 +206,9 @@ def write_student_card(folder, results: dict, run_name: str, *, base_model: str,
         "and punctuation.",
         form_description="LoRA adapter" if adapter else "checkpoint (LoRA merged into the weights)",
         method_description=method or "see the training settings below.", base_model=base_model,
-        teacher_description=teacher, data_description=data, decoding=results["decoding"],
-        model_id=model_id or str(folder.resolve()), split=results["split"], data_name=data_name, run_name=run_name,
-        results_table=table["headline"], entity_table=table["entities"], punctuation_table=table["punctuation"],
-        plots=plots, settings_table=_settings_table(settings),
-        test_articles=f"{len(articles)} article{'s' if len(articles) != 1 else ''}",
-        test_minutes=f"{sum(a['duration_s'] for a in articles) / 60:.1f}",
-        strategy_description=STRATEGY_DESCRIPTIONS[run["strategy"]], data_limitations=data_limitations,
-        entity_mode_description=ENTITY_MODES[run["corpus"]["entity_mode"]],
-        tagged=_writes_tags(folder),
+        teacher_description=teacher, data_description=data, decoding=decoding,
+        model_id=model_id or str(folder.resolve()), settings_table=_settings_table(settings),
+        tagged=_writes_tags(folder), **evaluation,
     )  # fmt: skip
     _write_card(folder, card)
     return card

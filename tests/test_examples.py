@@ -21,7 +21,7 @@ def _run(*argv, launcher=(sys.executable,)):
     return done.stdout
 
 
-def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
+def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path, capsys):
     adapter = tmp_path / "adapter"
     report = _run(
         EXAMPLES / "adapt_teacher.py",
@@ -56,6 +56,18 @@ def test_examples_adapt_cache_distill_evaluate(corpus, clips, tmp_path):
                   "--lora_r", 4, "--lora_alpha", 8, launcher=launch)  # fmt: skip
     assert "'eval_wer'" in stdout and "'kd_ot'" in stdout and (out / "adapter_model.safetensors").is_file()
     merged = out / "merged"
+    from huggingface_hub import ModelCard
+
+    from hf_whisper_context.cli import main
+
+    for folder in (out, merged):  # cards that name the Hub base, so that both folders can be pushed
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.base_model == "openai/whisper-tiny.en" and "Not evaluated yet" in card.text
+        assert "| lora_r | `4` |" in card.text
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HF_HUB_OFFLINE", "1")  # fails fast after the card check, before any network
+            assert main(["push", str(folder), "--repo-id", "someone/whisper-tiny.en-distilled"]) == 1
+        assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
     assert pipeline("automatic-speech-recognition", model=str(merged))(load_audio(clips[0][0]))["text"].strip()
 
     table = _run(EXAMPLES / "evaluate_longform.py", "--data", corpus, "--models", merged, "--limit", 1,
