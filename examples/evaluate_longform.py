@@ -24,7 +24,7 @@ def main() -> None:
     results = evaluate_longform(ev.models, evaluation_source(data, dataset, ev.split), ev.split, ev.strategies,
                                 ev.output_dir, ev.decoding(), ev.batch_size, ev.device,
                                 ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
-                                data_name=dataset.dataset)  # fmt: skip
+                                data_name=dataset.dataset, backend=ev.backend)  # fmt: skip
     print(markdown_table(results))
 
 

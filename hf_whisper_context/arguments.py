@@ -68,6 +68,8 @@ class EvaluationArguments:
     fallback: bool = field(default=False, metadata={
         "help": "Whisper's temperature fallback in sequential decoding (loops, unlikely windows)."})  # fmt: skip
     batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
+    backend: str = field(default="transformers", metadata={
+        "help": "transformers, or faster-whisper (the CTranslate2 export, sequential decoding)."})  # fmt: skip
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N articles."})
     entity_mode: str = field(
         default="auto",

@@ -88,7 +88,7 @@ def _evaluate(args) -> None:
     results = evaluate_longform(ev.models, source, ev.split, ev.strategies, ev.output_dir,
                                 ev.decoding(), ev.batch_size, ev.device,
                                 ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
-                                data_name=dataset.dataset)  # fmt: skip
+                                data_name=dataset.dataset, backend=ev.backend)  # fmt: skip
     print(markdown_table(results))
     print(f"written: {ev.output_dir}/results.json, results.md and plots")
 

@@ -50,11 +50,13 @@ def run_entry(articles: list[dict], entity_mode: str) -> dict:
 
 def evaluate_longform(models, data, split="test", strategies=("chunked",), output_dir="eval", decoding=Decoding(),
                       batch_size=4, device=None, cache=None, limit=None, labels=None,
-                      entity_mode="auto", data_name=None) -> dict:  # fmt: skip
+                      entity_mode="auto", data_name=None, backend="transformers") -> dict:  # fmt: skip
     """Run every (model, strategy) over the split's articles; returns (and writes) the results. `data` is an SWC
     folder (its `split` is read) or article rows of `data.prepare.prepare_articles` (any `datasets` corpus). Runs
     are named "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or the model folder's name.
-    `entity_mode` as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger)."""
+    `entity_mode` as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger).
+    `backend="faster-whisper"` transcribes with the models' CTranslate2 exports (sequential only; tag tokens are
+    special tokens there and are dropped, so entities come from the tagger)."""
     from tqdm.auto import tqdm
 
     from .data.dataset import load_swc_articles
@@ -70,11 +72,12 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
         raise ConfigError(f"{data}: the {split!r} split has no article")
     runs = {}
     for i, model in enumerate(models):
-        asr = load_asr_pipeline(model, device, cache)
-        asr.tokenizer = tags_as_text(asr.tokenizer)  # a student that writes entity tags is scored on its own tags
+        asr = load_asr_pipeline(model, device, cache, backend)
+        if backend == "transformers":  # a student that writes entity tags is scored on its own tags
+            asr.tokenizer = tags_as_text(asr.tokenizer)
         label = labels[i] if labels else Path(str(model)).name
         for strategy in strategies:
-            name = f"{label} ({strategy})"
+            name = f"{label} ({strategy})" if backend == "transformers" else f"{label} ({strategy}, {backend})"
             if decoding.fallback:  # fallback windows are sampled: the same seed gives the same transcripts
                 from transformers import set_seed
 
@@ -101,6 +104,7 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
                     }
                 )
             runs[name] = {"model": str(model), "strategy": strategy, **run_entry(rows, mode)}
-    results = {"data": str(data), "split": split, "decoding": decoding.describe(), "runs": runs}
+    described = decoding.describe() + ("" if backend == "transformers" else f", {backend} backend (CTranslate2)")
+    results = {"data": str(data), "split": split, "decoding": described, "runs": runs}
     write_report(results, Path(output_dir))
     return results

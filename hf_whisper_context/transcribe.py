@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -71,8 +72,75 @@ def resolve_model(model: str | os.PathLike, cache: str | os.PathLike | None = No
     return bundled.resolve(model, "whisper", cache=cache)
 
 
-def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None = None, cache=None):
+BACKENDS = ("transformers", "faster-whisper")
+
+
+class FasterWhisperASR:
+    """A CTranslate2 export of a Whisper model run by faster-whisper, called like the transformers pipeline by
+    `transcribe_long` (sequential decoding only: faster-whisper's own long-form loop), with the same text rules
+    (segments joined, tags balanced). Greedy at temperature 0 with faster-whisper's fallback thresholds off, unless
+    `Decoding(fallback=True)`: then its own equivalents (gzip ratio of the text > 2.4, mean log-prob < -1)."""
+
+    def __init__(self, folder, device: str = "cpu", compute_type: str = "float32", threads: int = 0):
+        from faster_whisper import WhisperModel
+
+        self.folder = Path(folder)
+        self.whisper = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
+        self.multilingual = self.whisper.model.is_multilingual
+
+    def __call__(self, inputs: dict, generate_kwargs: dict, return_timestamps=True, **pipeline_kwargs) -> dict:
+        if "chunk_length_s" in pipeline_kwargs:
+            raise ConfigError("the faster-whisper backend decodes sequentially: use the 'sequential' strategy")
+        fallback = "compression_ratio_threshold" in generate_kwargs
+        segments, _ = self.whisper.transcribe(
+            inputs["raw"], beam_size=generate_kwargs["num_beams"], language=generate_kwargs.get("language"),
+            task=generate_kwargs.get("task", "transcribe"),
+            condition_on_previous_text=bool(generate_kwargs.get("condition_on_prev_tokens")),
+            temperature=list(generate_kwargs["temperature"]) if fallback else 0.0,
+            compression_ratio_threshold=2.4 if fallback else None, log_prob_threshold=-1.0 if fallback else None,
+            no_speech_threshold=None, vad_filter=False,
+        )  # fmt: skip
+        chunks = [{"timestamp": (s.start, s.end), "text": s.text} for s in segments]
+        return {"text": "".join(c["text"] for c in chunks), "chunks": chunks}
+
+
+def ctranslate2_folder(model: str | os.PathLike, cache: str | os.PathLike | None = None) -> Path:
+    """A CTranslate2 folder of a Whisper model: itself if it is one (`model.bin`), a bundled model's original files,
+    or an export (float32, made once under the cache, keyed by the checkpoint's path and files)."""
+    import hashlib
+
+    from . import bundled
+
+    path = Path(str(model))
+    if (path / "model.bin").is_file():
+        return path
+    if str(model) in bundled.WHISPER_MODELS:
+        return bundled.ctranslate2_whisper(str(model), cache)
+    from .export import export_ctranslate2
+
+    source = Path(resolve_model(model, cache))
+    if not source.is_dir():
+        raise ConfigError(f"{model}: the faster-whisper backend needs a local checkpoint or a CTranslate2 folder")
+    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(source.iterdir()) if p.is_file()]
+    key = hashlib.sha256(repr((str(source.resolve()), stamp)).encode()).hexdigest()[:16]
+    target = bundled.cache_dir(cache) / "ct2-exports" / key
+    if not (target / "model.bin").is_file():
+        export_ctranslate2(source, target, "float32", overwrite=True, check=False)
+    return target
+
+
+def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None = None, cache=None,
+                      backend: str = "transformers"):  # fmt: skip
+    """The transcriber `transcribe_long` runs: transformers' pipeline, or (`backend="faster-whisper"`, installed by
+    the `export` extra) the model's CTranslate2 export run by faster-whisper."""
     import torch
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "faster-whisper":
+        on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        return FasterWhisperASR(ctranslate2_folder(model, cache), "cuda" if on_gpu else "cpu",
+                                "float16" if on_gpu else "float32", threads=torch.get_num_threads())  # fmt: skip
     from transformers import pipeline
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -155,7 +223,7 @@ def transcribe_long(
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    multilingual = is_multilingual(asr.model)
+    multilingual = asr.multilingual if isinstance(asr, FasterWhisperASR) else is_multilingual(asr.model)
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":

@@ -80,6 +80,31 @@ def test_fallback_decoding_reaches_sequential_long_form_only(corpus, tiny_en):
 
 
 @pytest.mark.slow
+def test_the_faster_whisper_backend_transcribes_like_transformers(corpus, tiny_en, tmp_path, capsys):
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    from hf_whisper_context.errors import ConfigError
+
+    load_swc(corpus, test_articles=1)
+    article = load_swc_articles(corpus, "test")[0]
+    fast = load_asr_pipeline("tiny.en", backend="faster-whisper")  # the bundled model's own CTranslate2 files
+    normalize = EnglishTextNormalizer({})
+    texts = [transcribe_long(article["audio_path"], asr, "sequential", block_s=40).text
+             for asr in (fast, load_asr_pipeline(str(tiny_en)))]  # fmt: skip
+    wers = [jiwer.wer(normalize(article["text"]), normalize(t)) for t in texts]
+    assert wers[0] < 0.35 and abs(wers[0] - wers[1]) < 0.05, wers
+    with pytest.raises(ConfigError, match="decodes sequentially"):
+        transcribe_long(article["audio_path"], fast, "chunked")
+    exported = load_asr_pipeline(str(tiny_en), backend="faster-whisper")  # a checkpoint folder: exported once
+    assert (exported.folder / "model.bin").is_file() and "ct2-exports" in str(exported.folder)
+    assert main(["evaluate", "--model", str(tiny_en), "--data", str(corpus), "--strategy", "sequential",
+                 "--backend", "faster-whisper", "--output-dir", str(tmp_path / "eval")]) == 0  # fmt: skip
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert list(results["runs"]) == ["whisper-tiny.en (sequential, faster-whisper)"]
+    assert "faster-whisper backend" in results["decoding"]
+
+
+@pytest.mark.slow
 def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, capsys):
     load_swc(corpus, test_articles=1)
     out = tmp_path / "eval"
