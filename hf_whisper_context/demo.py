@@ -155,7 +155,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
                 students[run][form], results, f"{run} ({config.strategy})", base_model=hub_id(student),
                 teacher=teacher_text if run == "distilled" else "none (plain fine-tuning, the baseline)",
                 data=data_text, settings=students[run]["settings"], method=METHODS[run],
-                model_name=f"whisper-{student}-{run}", eval_dir=out / "evaluation",
+                model_name=f"whisper-{student}-{run}", eval_dir=out / "evaluation", history=students[run]["history"],
                 data_limitations="speech synthesised by flite from Wikipedia text: clean, evenly paced read speech.",
             )  # fmt: skip
     summary = {

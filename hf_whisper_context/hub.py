@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .bundled import hub_id
 from .errors import HfWhisperContextError
-from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, shown_summary, tables
+from .report import COUNT_METRICS, METRIC_NAMES, PLOT_FILES, loss_plot, shown_summary, tables
 from .tags import TAG_ROWS_FILE
 from .utils import atomic_folder, atomic_write
 
@@ -148,12 +148,13 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
                        teacher: str, data: str, settings: dict, method: str = "", model_name: str | None = None,
                        model_id: str | None = None, eval_dir=None, summary: str = "", language: str = "en",
                        data_limitations: str = "one test split, of one kind of speech.",
-                       decoding: str = "greedy") -> object:  # fmt: skip
+                       decoding: str = "greedy", history: list | None = None) -> object:  # fmt: skip
     """Write `README.md` into a saved student folder (merged or adapter) from `model_cards/student.md`.
 
     `results` is the `evaluate_longform` result and `run_name` this model's run in it (its numbers go into the
     `model-index`, in percent); the card's tables show every run, so the baseline is beside it. Plots found in
-    `eval_dir` are copied into `plots/`; `data_limitations` says what the test data is not. Without `results` the
+    `eval_dir` are copied into `plots/`, and `history` (a Trainer's `log_history`) is drawn as
+    `plots/training_loss.png`; `data_limitations` says what the test data is not. Without `results` the
     card says the model is not evaluated yet (and how to), and has no model-index: enough to push. `base_model` is
     the Hub id (a bundled name's is `bundled.hub_id`). Returns the `ModelCard`.
     """
@@ -182,6 +183,9 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
                 if (Path(eval_dir) / plot).is_file():
                     shutil.copyfile(Path(eval_dir) / plot, folder / "plots" / plot)
                     plots.append(plot)
+        if history:
+            (folder / "plots").mkdir(exist_ok=True)
+            plots.append(loss_plot(history, folder / "plots" / "training_loss.png").name)
         articles, table = run["articles"], tables(results)
         decoding = results["decoding"]
         evaluation.update(

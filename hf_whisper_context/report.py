@@ -3,6 +3,7 @@ cards and the main job alike. Results are `evaluation.evaluate_longform`'s (one 
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from .metrics import HEADLINE, LOWER_IS_BETTER
@@ -134,6 +135,9 @@ def plots(results: dict, out: Path) -> list[Path]:
 
     runs = results["runs"]
     names = list(runs)
+    support = Counter()  # reference entities per type (the same references in every run): sort and label by it
+    for t, v in next(iter(runs.values()))["corpus"]["entities"]["per_type"].items():
+        support[t] = v["support"]
     kinds = (
         ("entity F1", _per_type),
         ("punctuation F1", _per_mark),
@@ -145,20 +149,48 @@ def plots(results: dict, out: Path) -> list[Path]:
     for filename, (ylabel, values) in figures.items():
         rows = _rows(runs, values)
         keys = list(rows)
-        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(keys) * len(names)), 4))
+        labels = keys
+        if values is _per_type:  # most frequent types first, each with its number of reference entities
+            keys = sorted(keys, key=lambda t: (-support[t], t))
+            labels = [f"{t} ({support[t]})" for t in keys]
+        fig, ax = plt.subplots(figsize=(min(12, max(6, 0.35 * len(keys) * len(names) + 2)), 4.5))
         width = 0.8 / len(names)
         for i, name in enumerate(names):
             heights = [rows[k][i] if rows[k][i] is not None else 0.0 for k in keys]
             ax.bar(np.arange(len(keys)) + i * width, heights, width, label=name)
-        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=45, ha="right")
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, labels, rotation=45, ha="right")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         plt.close(fig)
         paths.append(atomic_write(out / filename, buffer.getvalue()))
     return paths
+
+
+def loss_plot(history: list[dict], path: Path) -> Path:
+    """Training curves from a Trainer's `log_history`: the loss and every logged term, against the step."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logged = [h for h in history if "loss" in h and "step" in h]
+    terms = [k for k in logged[0] if k not in ("step", "epoch", "learning_rate", "grad_norm")] if logged else []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for term in terms:
+        ax.plot([h["step"] for h in logged], [float(h[term]) for h in logged], label=term)
+    ax.set_xlabel("step")
+    ax.set_ylabel("value")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write(path, buffer.getvalue())
 
 
 def write_report(results: dict, out: Path) -> None:

@@ -90,7 +90,9 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         folder = hub.save_student(model, processor, tmp_path / form, form)
         hub.write_student_card(folder, results, "distilled (chunked)", base_model="openai/whisper-tiny.en",
                                teacher="SmolLM2", data="built corpus", settings={"max_steps": 3, "kd_weight": 0.05},
-                               method="distillation.")  # fmt: skip
+                               method="distillation.", history=[{"loss": 2.0, "ce": 1.9, "step": 1},
+                                                                {"loss": 1.5, "ce": 1.4, "step": 2}])  # fmt: skip
+        assert (folder / "plots" / "training_loss.png").is_file()
         card = ModelCard.load(folder / "README.md")
         data = ModelCardData(**card.data.to_dict())  # validates (model-index -> eval results)
         assert data.pipeline_tag == "automatic-speech-recognition" and data.base_model == "openai/whisper-tiny.en"
@@ -99,7 +101,7 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         rates = _rates(results["runs"]["distilled (chunked)"]["summary"])
         assert values == {k: round(100 * v, 2) for k, v in rates.items()} and "%" in data.eval_results[0].metric_name
         assert "@inproceedings{altinok2025whispering" in card.text and "arxiv.org/abs/2508.13376" in card.text
-        assert "(1 article, " in card.text
+        assert "(1 article, " in card.text and "plots/training_loss.png" in card.text
         assert "| PERSON |" in card.text and "| , |" in card.text and "`0.05`" in card.text
         assert "in 30 s windows with a 5 s stride" in card.text  # the strategy of the run
         assert f'model="{folder.resolve()}"' in card.text
@@ -165,3 +167,15 @@ def test_cli_push_reports_a_clear_error(tmp_path, capsys):
 def test_hub_id_of_bundled_models(tiny_en):
     assert bundled.hub_id("tiny.en") == bundled.hub_id(tiny_en) == "openai/whisper-tiny.en"
     assert bundled.hub_id("someone/model") == "someone/model"
+
+
+def test_plots_keep_a_readable_shape(tmp_path):
+    from PIL import Image
+
+    from hf_whisper_context.evaluation import article_entry, run_entry
+    from hf_whisper_context.report import write_report
+
+    run = {**run_entry([article_entry("a", REFERENCE, HYPOTHESIS, 5, "tagger")], "tagger"), "strategy": "chunked"}
+    write_report({"data": "x", "split": "test", "decoding": "greedy", "runs": {"a": run, "b": run}}, tmp_path)
+    width, height = Image.open(tmp_path / "entity_f1_per_type.png").size
+    assert width <= 1200 and height == 450  # was a 3060x400 strip with many types; now capped, legend beside
