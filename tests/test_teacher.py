@@ -294,6 +294,11 @@ def test_adaptation_learns_the_tags(corpus, tmp_path):
     ids = tokenizer(held_out[0], return_tensors="pt").input_ids[:, :64]
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, model(ids).logits, atol=1e-3, rtol=1e-3)
+    from peft import AutoPeftModelForCausalLM  # plain peft, tied embeddings: the same teacher
+
+    plain = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter", dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(ids).logits, model(ids).logits, atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.slow
@@ -322,3 +327,17 @@ def test_adaptation_is_deterministic(tiny_llama, tokenizer, chunks, tmp_path):
         adapt_teacher(texts, tmp_path / run, str(tmp_path / "base"), max_steps=2, batch_size=2, max_length=32)
     for name in ("adapter_model.safetensors", "tag_embeddings.safetensors"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+    # plain peft loads the trained tag rows from the adapter itself (not randomly resized ones)
+    from peft import AutoPeftModelForCausalLM
+    from safetensors.torch import load_file
+
+    from hf_whisper_context.teacher.load import load_teacher
+
+    plain = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "a")
+    saved = load_file(str(tmp_path / "a" / "tag_embeddings.safetensors"))
+    assert torch.equal(plain.get_input_embeddings().weight[saved["tag_ids"]], saved["rows"])
+    ours, _ = load_teacher(str(tmp_path / "base"), adapter=str(tmp_path / "a"), dtype="float32")
+    x = torch.tensor([[1, int(saved["tag_ids"][0]), 5, int(saved["tag_ids"][3])]])
+    with torch.no_grad():
+        assert torch.allclose(plain(x).logits, ours(x).logits, atol=1e-5)

@@ -6,8 +6,11 @@ frozen. The adapter is saved with its tokenizer; `merge=True` also writes merged
 
 The tag rows are trained in place - the embedding matrix is made trainable and a gradient hook zeroes every other
 row - rather than with peft's `trainable_token_indices`: TRL's fused LM head reads `lm_head.weight` directly, which
-bypasses peft's token wrapper on tied-embedding models such as SmolLM2 (and fails on its missing `bias`). The rows
-are saved beside the adapter as `TAG_ROWS_FILE` and restored by `load_teacher(adapter=...)`.
+bypasses peft's token wrapper on tied-embedding models such as SmolLM2 (and fails on its missing `bias`). For the
+saved adapter the trained rows are moved into peft's own form afterwards (`_shippable`): the adapter is rebuilt with
+`trainable_token_indices` set to the tag ids, so that plain peft (`AutoPeftModelForCausalLM.from_pretrained`)
+loads the trained rows, not freshly resized random ones. They are also saved as `TAG_ROWS_FILE`, which
+`load_teacher` reads for adapters written before this.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ def adapt_teacher(train_texts: list[str], output_dir: str | Path, teacher: str =
     eval_dataset = Dataset.from_dict({"text": eval_texts}) if eval_texts else None
     model = get_peft_model(model, lora)
     embeddings = train_rows_only(model.get_input_embeddings().weight, tag_ids)
+    # an untied LM head (Llama-3) has its own tag rows: trained too, or the teacher's tag logits stay random
+    head = model.get_output_embeddings().weight
+    outputs = None if head is embeddings else train_rows_only(head, tag_ids)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": list(train_texts)}),
                          eval_dataset=eval_dataset, processing_class=tokenizer)  # fmt: skip
     report = {"added_tag_tokens": added, "quantization": quantization, "train_passages": len(train_texts),
@@ -132,18 +138,43 @@ def adapt_teacher(train_texts: list[str], output_dir: str | Path, teacher: str =
         report["eval_loss_after"] = trainer.evaluate()["eval_loss"]
         report["closing_tag_probability_after"] = closing_tag_probability(trainer.model, tokenizer, eval_texts)
     out = Path(output_dir)
-    trainer.model.save_pretrained(out, save_embedding_layers=False)  # the tag rows go to TAG_ROWS_FILE
+    rows = {"tag_ids": torch.tensor(tag_ids), "rows": embeddings.detach()[tag_ids].cpu().contiguous()}
+    if outputs is not None:
+        rows["output_rows"] = outputs.detach()[tag_ids].cpu().contiguous()
+    shipped = _shippable(trainer.model, lora, tag_ids, untied=outputs is not None)
+    shipped.save_pretrained(out, save_embedding_layers=False)  # LoRA weights and the tag rows, nothing else
     tokenizer.save_pretrained(out)
-    save_file({"tag_ids": torch.tensor(tag_ids), "rows": embeddings.detach()[tag_ids].cpu().contiguous()},
-              str(out / TAG_ROWS_FILE))  # fmt: skip
+    save_file(rows, str(out / TAG_ROWS_FILE))
     report["adapter"] = str(out)
     if config.merge:
-        merged = trainer.model.merge_and_unload()
+        merged = shipped.merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
         report["merged"] = str(out / "merged")
     logger.info("teacher adaptation: %s", report)
     return report
+
+
+def _shippable(model, lora, tag_ids: list[int], untied: bool):
+    """The trained LoRA model rebuilt with peft's `trainable_token_indices` holding the trained tag rows (read from
+    the embedding matrices they were trained in; the LM head's too when it is not tied), so that its saved adapter
+    carries them."""
+    import torch
+    from peft import get_peft_model
+
+    weights = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    base = model.unload()
+    indices = list(tag_ids)
+    if untied:
+        names = {id(m): n.rsplit(".", 1)[-1] for n, m in base.named_modules()}
+        indices = {names[id(base.get_input_embeddings())]: list(tag_ids),
+                   names[id(base.get_output_embeddings())]: list(tag_ids)}  # fmt: skip
+    rebuilt = get_peft_model(base, replace(lora, trainable_token_indices=indices))
+    params = dict(rebuilt.named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    return rebuilt
 
 
 def adapt_corpus(data, output_dir, teacher: str = "smollm2-135m", test_articles: int = 3, config=None,

@@ -124,6 +124,9 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
             with torch.no_grad():
                 weight = model.get_input_embeddings().weight
                 weight[saved["tag_ids"]] = saved["rows"].to(weight.dtype)
+                if "output_rows" in saved:  # an untied LM head's own tag rows
+                    head = model.get_output_embeddings().weight
+                    head[saved["tag_ids"]] = saved["output_rows"].to(head.dtype)
         model = PeftModel.from_pretrained(model, adapter)
     ensure_pad_token(tokenizer)
     model.eval()
