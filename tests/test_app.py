@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hf_whisper_context import bundled
 from hf_whisper_context.app import entity_spans, word_diff
 
 pytestmark = pytest.mark.slow
@@ -41,11 +40,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def page(tiny_en):
-    bundled.whisper("base")
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "hf_whisper_context.cli", "app", "--models", "tiny.en", "base",
-                               "--port", str(port), "--max-minutes", "1"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    port = _free_port()  # two columns: the bundled name and its converted folder (one small model, loaded twice)
+    command = [sys.executable, "-m", "hf_whisper_context.cli", "app", "--models", "tiny.en", str(tiny_en), "--port",
+               str(port), "--max-minutes", "1"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         for _ in range(240):

@@ -8,7 +8,7 @@ from huggingface_hub import ModelCard
 from hf_whisper_context.demo import RUNS, DemoConfig, run_demo
 from hf_whisper_context.experiment import Recipe
 from hf_whisper_context.hub import HubError
-from hf_whisper_context.report import COUNT_METRICS
+from hf_whisper_context.report import COUNT_METRICS, shown_summary
 from hf_whisper_context.teacher.load import load_teacher
 
 
@@ -35,9 +35,11 @@ def test_main_job_runs_end_to_end_at_toy_size(corpus, tiny_models, tmp_path):
             folder = out / "checkpoints" / f"{run}-{form}"
             card = ModelCard.load(folder / "README.md")
             assert card.data.library_name == library
-            values = {r.metric_type: r.metric_value for r in card.data.eval_results}
-            assert values == _rates(results["runs"][f"{run} (sequential)"]["summary"])
+            values = {r.metric_type: r.metric_value for r in card.data.eval_results}  # percent, rounded
+            shown = shown_summary(results["runs"][f"{run} (sequential)"])
+            assert values == {k: round(100 * v, 2) for k, v in _rates(shown).items() if v is not None}
             assert (folder / "plots" / "wer_per_article.png").is_file()
+            assert (folder / "plots" / "training_loss.png").is_file()
     teacher_folder = out / "checkpoints" / "teacher-adapter"
     assert json.loads((teacher_folder / "quantization.json").read_text()) == {"method": "none"}
     model, tokenizer = load_teacher(str(teacher_folder))  # a shipped teacher loads by its folder alone
