@@ -71,11 +71,13 @@ def export_ctranslate2(folder, out_dir, quantization: str = "float16", overwrite
     import ctranslate2
     from transformers import WhisperFeatureExtractor
 
-    folder, out = Path(folder), Path(out_dir)
+    from .transcribe import resolve_model
+
+    folder, out = Path(resolve_model(folder)), Path(out_dir)  # a bundled name ("tiny.en") is its converted folder
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; known: {', '.join(QUANTIZATIONS)}")
     if not folder.is_dir():
-        raise ExportError(f"{folder} is not a folder: give a student checkpoint folder")
+        raise ExportError(f"{folder} is not a folder: give a student checkpoint folder (or a bundled model name)")
     kind = _checkpoint(folder)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty: choose another folder or pass --overwrite")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hf_whisper_context.bundled import BundledModelError
 from hf_whisper_context.cli import main
 from hf_whisper_context.convert import convert_ctranslate2_whisper
 from hf_whisper_context.export import ExportError, check_clips, check_export, export_ctranslate2
@@ -74,5 +75,5 @@ def test_bad_inputs_are_named(tiny_en, tmp_path, capsys):
     assert main(["export", str(tiny_en), "--output-dir", str(tmp_path / "taken"), "--no-check"]) == 1
     assert "is not empty: choose another folder or pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
-    with pytest.raises(ExportError, match="is not a folder"):
+    with pytest.raises(BundledModelError, match="not a bundled model .*, an existing folder, or a Hub id"):
         export_ctranslate2(tmp_path / "missing", tmp_path / "out")
