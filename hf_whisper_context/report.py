@@ -125,8 +125,6 @@ def markdown_table(results: dict) -> str:
 def plots(results: dict, out: Path) -> list[Path]:
     """Bar charts, one group of bars per run: entity F1 per type, punctuation F1 per mark, WER per article, and the
     loop and drop counts."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,17 +160,12 @@ def plots(results: dict, out: Path) -> list[Path]:
         ax.set_ylabel(ylabel)
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        paths.append(atomic_write(out / filename, buffer.getvalue()))
+        paths.append(_save_png(fig, out / filename))
     return paths
 
 
 def loss_plot(history: list[dict], path: Path) -> Path:
     """Training curves from a Trainer's `log_history`: the loss and every logged term, against the step."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,6 +180,15 @@ def loss_plot(history: list[dict], path: Path) -> Path:
     ax.set_ylabel("value")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Write a matplotlib figure as a PNG, atomically, and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
