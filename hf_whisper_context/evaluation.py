@@ -48,12 +48,27 @@ def run_entry(articles: list[dict], entity_mode: str) -> dict:
     return {"summary": summary(corpus), "corpus": corpus, "articles": articles}
 
 
+def run_labels(models, labels=None) -> list[str]:
+    """One distinct label per model: `labels` as given, else the shortest path tail that tells the models apart
+    ("seed0/merged", "seed1/merged")."""
+    if labels is not None:
+        if len(labels) != len(models) or len(set(labels)) != len(labels):
+            raise ConfigError(f"labels {list(labels)} must name the {len(models)} models once each")
+        return list(labels)
+    parts = [Path(str(model)).parts or (str(model),) for model in models]
+    for depth in range(1, max(map(len, parts)) + 1):
+        tails = ["/".join(p[-depth:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    raise ConfigError(f"the same model is given twice: {[str(m) for m in models]}")
+
+
 def evaluate_longform(models, data, split="test", strategies=("chunked",), output_dir="eval", decoding=Decoding(),
                       batch_size=4, device=None, cache=None, limit=None, labels=None,
                       entity_mode="auto", data_name=None, backend="transformers") -> dict:  # fmt: skip
     """Run every (model, strategy) over the split's articles; returns (and writes) the results. `data` is an SWC
     folder (its `split` is read) or article rows of `data.prepare.prepare_articles` (any `datasets` corpus). Runs
-    are named "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or the model folder's name.
+    are named "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or `run_labels`' path tail.
     `entity_mode` as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger).
     `backend="faster-whisper"` transcribes with the models' CTranslate2 exports (sequential only; tag tokens are
     special tokens there and are dropped, so entities come from the tagger)."""
@@ -70,12 +85,12 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
         articles = articles.select(range(min(limit, len(articles))))
     if len(articles) == 0:
         raise ConfigError(f"{data}: the {split!r} split has no article")
+    labels = run_labels(models, labels)
     runs = {}
-    for i, model in enumerate(models):
+    for model, label in zip(models, labels, strict=True):
         asr = load_asr_pipeline(model, device, cache, backend)
         if backend == "transformers":  # a student that writes entity tags is scored on its own tags
             asr.tokenizer = tags_as_text(asr.tokenizer)
-        label = labels[i] if labels else Path(str(model)).name
         for strategy in strategies:
             name = f"{label} ({strategy})" if backend == "transformers" else f"{label} ({strategy}, {backend})"
             if decoding.fallback:  # fallback windows are sampled: the same seed gives the same transcripts

@@ -63,6 +63,9 @@ class Recipe:
         default=False,
         metadata={"help": "The student writes entity tags itself (42 tag tokens added, targets from text_tagged)."},
     )
+    train_data: str | None = field(default=None, metadata={
+        "help": "Corpus whose train split trains the students (e.g. the same articles in more voices, "
+                "`corpus build --voices`); none of its training articles may be evaluated here."})  # fmt: skip
 
 
 @dataclass
@@ -83,6 +86,11 @@ class ExperimentConfig:
     )
     strategies: list[str] = field(default_factory=lambda: ["chunked", "sequential"], metadata={
         "help": "Long-form decoding strategies."})  # fmt: skip
+    fallback: bool = field(default=False, metadata={
+        "help": "Whisper's temperature fallback in sequential decoding (every arm and off the shelf)."})  # fmt: skip
+    students_from: str | None = field(default=None, metadata={
+        "help": "output_dir of an earlier grid: the students it finished are evaluated again (e.g. with --fallback) "
+                "instead of trained anew; runs it does not have are trained."})  # fmt: skip
     teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher: bundled name, folder or Hub id."})
     adapt_steps: int = field(default=20, metadata={"help": "Teacher adaptation steps (LoRA on tagged text)."})
     teacher_dtype: str = field(default="auto", metadata={
@@ -115,8 +123,18 @@ def parse_arm(arm: str) -> tuple[str, dict]:
         key, _, value = item.partition("=")
         if key not in _settable():
             raise ExperimentError(f"arm {arm!r}: unknown setting {key!r}; settable: {', '.join(sorted(_settable()))}")
-        overrides[key] = json.loads(value) if value not in ("", "None") else None
+        overrides[key] = _value(value)
     return name, overrides
+
+
+def _value(text: str):
+    """An override's value: JSON (numbers, true/false, null), None, or else the text itself (a path)."""
+    if text in ("", "None"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _recipe_fields() -> set[str]:
@@ -202,8 +220,9 @@ def text_column(recipe: Recipe) -> str:
     return "text_tagged" if recipe.tagged else "text"
 
 
-def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int, column: str = "text"):
-    """Adapt the teacher once (deterministic), cache it once per context size; both resume."""
+def _teacher_cache(config: ExperimentConfig, out: Path, train, context_words: int, column: str = "text",
+                   train_data: str | None = None):  # fmt: skip
+    """Adapt the teacher once (deterministic), cache it once per context size and training corpus; both resume."""
     from .teacher.adapt import adapt_corpus
     from .teacher.cache import CacheConfig, TeacherCache, cache_teacher, teacher_identity
     from .teacher.load import load_teacher
@@ -213,27 +232,58 @@ def _teacher_cache(config: ExperimentConfig, out: Path, data, context_words: int
         report = adapt_corpus(config.data, adapter, config.teacher, max_steps=config.adapt_steps, batch_size=4,
                               max_length=256)  # fmt: skip
         atomic_write(out / "teacher" / "done.json", json.dumps({k: v for k, v in report.items()}, indent=2))
-    folder = out / "caches" / (f"ctx{context_words}" + ("" if column == "text" else f"-{column}"))
+    name = f"ctx{context_words}" + ("" if column == "text" else f"-{column}")
+    folder = out / "caches" / (name + (f"-{Path(train_data).name}" if train_data else ""))
     model, tokenizer = load_teacher(config.teacher, dtype=config.teacher_dtype, adapter=str(adapter),
                                     cache=config.cache_dir)  # fmt: skip
     settings = CacheConfig(k=config.k, context_words=context_words, target=column)
-    cache_teacher(data["train"], model, tokenizer, folder, settings, teacher_identity(config.teacher, model,
-                                                                                       str(adapter)))  # fmt: skip
+    cache_teacher(train, model, tokenizer, folder, settings, teacher_identity(config.teacher, model, str(adapter)))
     return TeacherCache(folder)
+
+
+def decoding(config: ExperimentConfig):
+    """How every model of the grid is decoded (greedy; the fallback if asked)."""
+    from .transcribe import Decoding
+
+    return Decoding(fallback=config.fallback)
 
 
 def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[str, dict]:
     """Long-form results of one model on every evaluated corpus: {corpus name: results}."""
     from .evaluation import evaluate_longform
-    from .transcribe import Decoding
 
     results = {}
     for corpus in [config.data, *config.extra_eval]:
         name = Path(corpus).name
         results[name] = evaluate_longform([model], corpus, config.eval_split, tuple(config.strategies),
-                                          out / "eval" / name, Decoding(), config.eval_batch_size, labels=[label],
-                                          cache=config.cache_dir)  # fmt: skip
+                                          out / "eval" / name, decoding(config), config.eval_batch_size,
+                                          labels=[label], cache=config.cache_dir)  # fmt: skip
     return results
+
+
+def _trained_before(config: ExperimentConfig, name: str) -> tuple[str, list] | None:
+    """The student and log history of run `name` in the grid `students_from`, if it finished there (trained there,
+    or itself taken from an earlier grid)."""
+    folder = Path(config.students_from or "") / "runs" / name
+    if not config.students_from or not (folder / "done.json").is_file():
+        return None
+    done = json.loads((folder / "done.json").read_text())
+    return done.get("student", str(folder / "merged")), done["history"]
+
+
+def _training_rows(config: ExperimentConfig, data, train_data: str | None):
+    """The train split students learn from: `data`'s, or another corpus's whose training articles are not
+    evaluated here."""
+    from .data.dataset import load_swc
+
+    if not train_data:
+        return data["train"]
+    rows = load_swc(train_data)["train"]
+    leaked = sorted(set(rows["article_id"]) & set(data[config.eval_split]["article_id"]))
+    if leaked:
+        raise ExperimentError(f"train_data {train_data} trains on {leaked}, which {config.data} evaluates "
+                              f"({config.eval_split!r} split): build it with the same articles and seed")  # fmt: skip
+    return rows
 
 
 def run_name(arm: str, seed: int | None, context_words: int | None) -> str:
@@ -289,26 +339,33 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
     data = load_swc(config.data)
     if config.eval_split not in data:
         raise ExperimentError(f"{config.data} has no {config.eval_split!r} split (splits: {', '.join(data)})")
-    caches = {}
+    caches, trains = {}, {}
     for arm, seed, context in plan(config):
         folder = out / "runs" / run_name(arm, seed, context)
         if (folder / "done.json").is_file() or not _claim(folder):
             continue  # finished, or being run by another live process on the same grid
         started = time.perf_counter()
         logger.info("run %s", folder)
+        arm_recipe = replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
+        before = _trained_before(config, run_name(arm, seed, context))
         if seed is None:
             model, history = resolve_model(recipe.student, config.cache_dir), []
+        elif before:
+            model, history = before
         else:
-            arm_recipe = replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
-            key = (context, text_column(arm_recipe))
+            if arm_recipe.train_data not in trains:
+                trains[arm_recipe.train_data] = _training_rows(config, data, arm_recipe.train_data)
+            key = (context, text_column(arm_recipe), arm_recipe.train_data)
             if context is not None and key not in caches:
-                caches[key] = _teacher_cache(config, out, data, *key)
-            trained = train_student(recipe, arm, data["train"], folder, caches.get(key), seed,
+                caches[key] = _teacher_cache(config, out, trains[key[2]], *key)
+            trained = train_student(recipe, arm, trains[key[2]], folder, caches.get(key), seed,
                                     cache_dir=config.cache_dir)  # fmt: skip
             model, history = trained["merged"], trained["history"]
         results = _evaluate(config, model, arm, folder)
         paths = {name: str(folder / "eval" / name / "results.json") for name in results}
-        done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(recipe),
+        done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(arm_recipe),
+                "trained_in": config.students_from if seed is not None and before else None,
+                "student": str(model), "decoding": decoding(config).describe(),
                 "seconds": time.perf_counter() - started, "history": history, "results": paths}  # fmt: skip
         atomic_write(folder / "done.json", json.dumps(done, indent=2))
         (folder / CLAIM).unlink(missing_ok=True)

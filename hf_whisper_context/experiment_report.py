@@ -53,11 +53,15 @@ def _comparisons(by_label: dict, baseline: str, off_the_shelf: str) -> list[dict
 
 
 def write_tables(config, out: Path) -> dict:
-    from .experiment import BASELINE, OFF_THE_SHELF
+    from .experiment import BASELINE, OFF_THE_SHELF, decoding
 
     groups = _collect(out)
     summary = {"config": {k: v for k, v in vars(config).items()}, "results": []}
-    lines = [f"# Experiment: {', '.join(config.arms)}; seeds {config.seeds}; split {config.eval_split!r}", ""]
+    lines = [
+        f"# Experiment: {', '.join(config.arms)}; seeds {config.seeds}; split {config.eval_split!r}; "
+        f"decoding: {decoding(config).describe()}",
+        "",
+    ]
     for (corpus, strategy), by_label in sorted(groups.items()):
         stats = {label: _mean_std(runs) for label, runs in by_label.items()}
         lines += [f"## {corpus}, {strategy} decoding", "",

@@ -236,6 +236,10 @@ def export_teacher(adapter_dir, output_dir, teacher: str, report: dict, settings
         weights = f"dequantized from the GGUF file of `{found[1].origin}` (bundled as `{found[0]}`)"
     else:
         quantization = {"method": settings.get("quantization") or "none"}
+        if quantization["method"] != "none":  # the whole config, so that the shipped teacher loads as it was adapted
+            from .teacher.load import bitsandbytes_config
+
+            quantization["bitsandbytes"] = bitsandbytes_config(quantization["method"]).to_dict()
         weights = f"`{teacher}` ({quantization['method']})"
     base = hub_id(teacher)
     tag_rows = adapter_dir / TAG_ROWS_FILE

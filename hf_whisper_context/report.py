@@ -30,10 +30,13 @@ def arrow(metric: str) -> str:
 
 
 def fmt(metric: str, value) -> str:
-    """A value as tables show it: counts as integers, rates with 3 decimals, "–" where nothing was scored."""
+    """A value as tables show it: counts as integers (means over seeds: one decimal), rates with 3 decimals, "–" where
+    nothing was scored."""
     if value is None:
         return "–"
-    return f"{value:.0f}" if metric in COUNT_METRICS else f"{value:.3f}"
+    if metric in COUNT_METRICS:
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    return f"{value:.3f}"
 
 
 def _unsupported(scores: dict, count: str = "support") -> bool:

@@ -53,3 +53,30 @@ def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, caps
 
     assert main([*argv, "--arms", "distilled"]) == 1
     assert "known arms" in capsys.readouterr().err
+
+    # the same students evaluated again under another decoding: nothing retrained, the decoding in every record;
+    # a run the earlier grid does not have is trained
+    again = tmp_path / "again"
+    argv_again = [*argv[:5], str(again), *argv[6:], "--students-from", str(out), "--fallback", "--seeds", "0",
+                  "--strategies", "sequential", "--arms", "ce", "ce@learning_rate=0.001"]  # fmt: skip
+    assert main(argv_again) == 0
+    assert not (again / "runs" / "ce" / "seed0" / "merged").exists()
+    assert (again / "runs" / "ce@learning_rate=0.001" / "seed0" / "merged").is_dir()
+    record = json.loads((again / "runs" / "ce" / "seed0" / "done.json").read_text())
+    assert record["trained_in"] == str(out) and "temperature fallback" in record["decoding"]
+    assert record["student"] == str(out / "runs" / "ce" / "seed0" / "merged")
+    assert record["history"] == json.loads((out / "runs" / "ce" / "seed0" / "log_history.json").read_text())
+    assert "temperature fallback" in (again / "experiment.md").read_text().splitlines()[0]
+
+    # another corpus may train the students (more voices), but never on an article this grid evaluates
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    for article in corpus.iterdir():
+        if article.is_dir():
+            (leaky / article.name).symlink_to(article)
+    splits = json.loads((corpus / "splits.json").read_text())  # another draw: a test article among the training ones
+    (tested, *_), (trained, *rest) = splits["test"], splits["train"]
+    splits["train"], splits["test"] = [tested, *rest], [trained, *splits["test"][1:]]
+    (leaky / "splits.json").write_text(json.dumps(splits))
+    assert main([*argv_again[:-3], "--arms", f"ce@train_data={leaky}"]) == 1
+    assert f"train_data {leaky} trains on ['{tested}'], which {corpus} evaluates" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Hub artifacts: merged and adapter checkpoints load with pipeline() and transcribe like the trained model; the
 generated card parses, validates and carries the evaluation's numbers; bad input fails clearly and changes nothing."""
 
+import json
 import os
 
 import pytest
@@ -179,3 +180,27 @@ def test_plots_keep_a_readable_shape(tmp_path):
     write_report({"data": "x", "split": "test", "decoding": "greedy", "runs": {"a": run, "b": run}}, tmp_path)
     width, height = Image.open(tmp_path / "entity_f1_per_type.png").size
     assert width <= 1200 and height == 450  # was a 3060x400 strip with many types; now capped, legend beside
+
+
+def test_a_quantized_teacher_ships_its_whole_bitsandbytes_config(tmp_path):
+    """`quantization.json` once said only {"method": "4bit"}; it now carries `BitsAndBytesConfig.to_dict()`, and a
+    shipped teacher loads with exactly that config."""
+    from transformers import BitsAndBytesConfig
+
+    from hf_whisper_context.teacher.load import TeacherError, _shipped_adapter, quantization_config
+
+    base = "meta-llama/Llama-3.2-1B"
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"}))
+    out = hub.export_teacher(adapter, tmp_path / "shipped", base, {}, {"quantization": "4bit"}, "a corpus")
+    info = json.loads((out / "quantization.json").read_text())
+    recorded = info["bitsandbytes"]
+    assert info["method"] == "4bit" and recorded["load_in_4bit"] and recorded["bnb_4bit_quant_type"] == "nf4"
+    assert recorded["bnb_4bit_use_double_quant"] and recorded["bnb_4bit_compute_dtype"] == "bfloat16"
+    assert BitsAndBytesConfig.from_dict(recorded).to_dict() == recorded
+    assert '"bnb_4bit_quant_type": "nf4"' in (out / "README.md").read_text()  # the card shows it too
+    assert _shipped_adapter(out)[1] == (base, recorded)
+    if not torch.cuda.is_available():
+        with pytest.raises(TeacherError, match="4bit quantization uses bitsandbytes, which needs a CUDA GPU"):
+            quantization_config(recorded)

@@ -9,6 +9,8 @@ import pytest
 from hf_whisper_context.audio import load_audio
 from hf_whisper_context.cli import main
 from hf_whisper_context.data.dataset import load_swc, load_swc_articles
+from hf_whisper_context.errors import ConfigError
+from hf_whisper_context.evaluation import run_labels
 from hf_whisper_context.transcribe import Transcript, audio_blocks, load_asr_pipeline, transcribe_long
 
 
@@ -105,6 +107,18 @@ def test_the_faster_whisper_backend_transcribes_like_transformers(corpus, tiny_e
 
 
 @pytest.mark.slow
+def test_every_model_gets_its_own_run_name():
+    """Three students all saved in a folder called `merged` once shared one name: only the last one's results were
+    kept. Labels are the shortest path tails that tell the models apart."""
+    assert run_labels(["tiny.en", "runs/ce/seed0/merged", "runs/ce/seed1/merged"]) == [
+        "tiny.en", "seed0/merged", "seed1/merged"]  # fmt: skip
+    assert run_labels(["a/x/merged", "b/x/merged", "base"]) == ["a/x/merged", "b/x/merged", "base"]
+    with pytest.raises(ConfigError, match="the same model is given twice"):
+        run_labels(["out/merged", "out/merged"])
+    with pytest.raises(ConfigError, match="must name the 2 models once each"):
+        run_labels(["a", "b"], ["ce", "ce"])
+
+
 def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, capsys):
     load_swc(corpus, test_articles=1)
     out = tmp_path / "eval"

@@ -368,3 +368,10 @@ def test_tables_show_a_dash_where_nothing_was_scored():
     headline = tables({"runs": {"model (chunked)": run}})["headline"]
     assert "| Entity F1 (micro, strict) ↑ | – |" in headline and "| Comma F1 ↑ | – |" in headline
     assert "| Period F1 ↑ | 1.000 |" in headline
+
+
+def test_counts_show_whole_and_means_over_seeds_keep_a_decimal():
+    from hf_whisper_context.report import fmt
+
+    assert (fmt("loops", 2), fmt("loops", 1 / 3), fmt("deletion_runs", 0.5774), fmt("wer", 0.1)) == (
+        "2", "0.3", "0.6", "0.100")  # fmt: skip

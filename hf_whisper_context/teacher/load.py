@@ -35,25 +35,35 @@ class TeacherError(HfWhisperContextError, ValueError):
     """The teacher cannot be loaded as asked; the message says why and what to do."""
 
 
-def quantization_config(quantization: str | None):
-    """A `BitsAndBytesConfig` for "4bit" (NF4, double quantization, bf16 compute) or "8bit"; None for None."""
-    if quantization is None:
-        return None
-    if quantization not in ("4bit", "8bit"):
-        raise TeacherError(f"quantization must be None, '4bit' or '8bit', not {quantization!r}")
+def bitsandbytes_config(quantization: str | dict):
+    """The `BitsAndBytesConfig` of "4bit" (NF4, double quantization, bf16 compute) or "8bit", or of a recorded
+    one (`BitsAndBytesConfig.to_dict()`, as `quantization.json` ships it). Built anywhere; loading needs CUDA."""
     import torch
-
-    if not torch.cuda.is_available():
-        raise TeacherError(
-            f"{quantization} quantization uses bitsandbytes, which needs a CUDA GPU; on CPU load the teacher "
-            "unquantized (quantization=None), in bfloat16, or from a GGUF file"
-        )
     from transformers import BitsAndBytesConfig
 
+    if isinstance(quantization, dict):
+        return BitsAndBytesConfig.from_dict(quantization)
+    if quantization not in ("4bit", "8bit"):
+        raise TeacherError(f"quantization must be None, '4bit' or '8bit', not {quantization!r}")
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
+
+
+def quantization_config(quantization: str | dict | None):
+    """`bitsandbytes_config(quantization)` for loading (CUDA only); None for None."""
+    if quantization is None:
+        return None
+    config = bitsandbytes_config(quantization)
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TeacherError(
+            f"{'4bit' if config.load_in_4bit else '8bit'} quantization uses bitsandbytes, which needs a CUDA GPU; "
+            "on CPU load the teacher unquantized (quantization=None), in bfloat16, or from a GGUF file"
+        )
+    return config
 
 
 def resolve_teacher(name_or_path: str | os.PathLike, dtype: str = "float32", cache=None) -> str:
@@ -88,7 +98,7 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
 
     Args:
         name_or_path: a bundled name ("smollm2-135m"), a local folder, or a Hub id (e.g. meta-llama/Llama-3.2-1B).
-        quantization: None, "4bit" or "8bit" (bitsandbytes, CUDA only).
+        quantization: None, "4bit" or "8bit" (bitsandbytes, CUDA only), or a `BitsAndBytesConfig.to_dict()`.
         gguf_file: a GGUF file name inside `name_or_path` (dequantized by transformers; needs `gguf`, `accelerate`).
         dtype: "float32", "bfloat16" or "float16" for unquantized weights, or "auto" (`auto_dtype`).
         adapter: a peft adapter folder (e.g. from `adapt_teacher`), applied on top.
@@ -156,4 +166,5 @@ def _shipped_adapter(name_or_path, revision=None) -> tuple[str, tuple[str, str |
     base = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
     info = json.loads((folder / "quantization.json").read_text()) if (folder / "quantization.json").is_file() else {}
     method = info.get("method")
-    return str(folder), (info.get("bundled") or base, method if method in ("4bit", "8bit") else None)
+    quantization = info.get("bitsandbytes") or method  # the full config where one was recorded
+    return str(folder), (info.get("bundled") or base, quantization if method in ("4bit", "8bit") else None)
