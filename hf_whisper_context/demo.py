@@ -54,6 +54,7 @@ class DemoConfig:
     k: int = 64
     recipe: Recipe = field(default_factory=lambda: Recipe(steps=DEMO_STEPS))
     strategy: str = "sequential"  # long-form decoding of the evaluation (the better one for every model on dev)
+    fallback: bool = True  # with Whisper's temperature fallback: the recipe's decoding (it cut dropped windows on dev)
     eval_batch_size: int = 4
     seed: int = 0
     sample: bool = True  # transcribe a spoken sample sentence with each student
@@ -135,9 +136,9 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
                                       cache if run == "distilled" else None, config.seed, folders,
                                       config.cache_dir)  # fmt: skip
 
-    _stage(f"6/7 long-form evaluation on the test articles ({config.strategy} decoding)")
+    decoding = Decoding(language=None if student.endswith(".en") else "en", fallback=config.fallback)
+    _stage(f"6/7 long-form evaluation on the test articles ({config.strategy} decoding, {decoding.describe()})")
     models = [student_path, *(students[r]["merged"] for r in RUNS[1:])]
-    decoding = Decoding(language=None if student.endswith(".en") else "en")
     results = evaluate_longform(models, corpus, "test", (config.strategy,), out / "evaluation", decoding,
                                 config.eval_batch_size, labels=list(RUNS))  # fmt: skip
     runs = {r: results["runs"][f"{r} ({config.strategy})"] for r in RUNS}

@@ -120,6 +120,7 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
                 )
             runs[name] = {"model": str(model), "strategy": strategy, **run_entry(rows, mode)}
     described = decoding.describe() + ("" if backend == "transformers" else f", {backend} backend (CTranslate2)")
-    results = {"data": str(data), "split": split, "decoding": described, "runs": runs}
+    results = {"data": str(data), "split": split, "decoding": described, "fallback": decoding.fallback_kwargs(),
+               "runs": runs}  # fmt: skip
     write_report(results, Path(output_dir))
     return results

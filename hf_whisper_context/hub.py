@@ -138,6 +138,14 @@ CARD_SETTINGS = ("max_steps", "num_train_epochs", "per_device_train_batch_size",
                  "base_kl_weight", "seed", "bf16")  # fmt: skip
 
 
+def usage_call(strategy: str = "chunked", fallback: dict | None = None) -> str:
+    """The `asr(...)` call a card shows: the long-form decoding the card's numbers were measured with."""
+    if strategy == "chunked":
+        return 'asr("speech.wav", chunk_length_s=30, stride_length_s=5, return_timestamps=True)'
+    extra = f", generate_kwargs={json.dumps(fallback)}" if fallback else ""
+    return f'asr("speech.wav", return_timestamps=True{extra})'
+
+
 def training_settings(args) -> dict:
     """The training arguments a card lists (`CARD_SETTINGS`), from `ContextDistillTrainingArguments`."""
     values = args.to_sanitized_dict()
@@ -164,7 +172,7 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
     if results is not None and run_name not in results["runs"]:
         raise HubError(f"no run {run_name!r} in the results; runs: {', '.join(results['runs'])}")
     adapter = (folder / "adapter_config.json").is_file()
-    evaluation, evals = {"evaluated": results is not None}, []
+    evaluation, evals, usage = {"evaluated": results is not None}, [], usage_call()
     if results is not None:
         run = results["runs"][run_name]
         data_name = Path(results["data"]).name
@@ -187,7 +195,7 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
             (folder / "plots").mkdir(exist_ok=True)
             plots.append(loss_plot(history, folder / "plots" / "training_loss.png").name)
         articles, table = run["articles"], tables(results)
-        decoding = results["decoding"]
+        decoding, usage = results["decoding"], usage_call(run["strategy"], results.get("fallback"))
         evaluation.update(
             split=results["split"], data_name=data_name, run_name=run_name, results_table=table["headline"],
             entity_table=table["entities"], punctuation_table=table["punctuation"], plots=plots,
@@ -210,7 +218,7 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
         "and punctuation.",
         form_description="LoRA adapter" if adapter else "checkpoint (LoRA merged into the weights)",
         method_description=method or "see the training settings below.", base_model=base_model,
-        teacher_description=teacher, data_description=data, decoding=decoding,
+        teacher_description=teacher, data_description=data, decoding=decoding, usage_call=usage,
         model_id=model_id or str(folder.resolve()), settings_table=_settings_table(settings),
         tagged=_writes_tags(folder), **evaluation,
     )  # fmt: skip

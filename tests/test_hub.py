@@ -110,6 +110,31 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
         hub.write_student_card(folder, results, "missing", base_model="b", teacher="t", data="d", settings={})
 
 
+def test_the_card_shows_the_call_its_numbers_were_measured_with(trained, clips, tmp_path):
+    """A sequential run decoded with the fallback: the card's usage line is that call, and it runs as written on the
+    saved checkpoint (audio over 30 s, so that Whisper's long-form loop and its fallback are what runs)."""
+    import numpy as np
+
+    model, processor = trained
+    results = _results("distilled (sequential)")
+    results["runs"]["distilled (sequential)"]["strategy"] = "sequential"
+    results["fallback"] = json.loads(json.dumps(Decoding(fallback=True).fallback_kwargs()))  # as read back
+    folder = hub.save_student(model, processor, tmp_path / "merged", "merged")
+    hub.write_student_card(folder, results, "distilled (sequential)", base_model="openai/whisper-tiny.en",
+                           teacher="t", data="d", settings={})  # fmt: skip
+    text = (folder / "README.md").read_text()
+    call = next(line for line in text.splitlines() if line.startswith("print(asr("))[len("print(") : -1]
+    assert '"compression_ratio_threshold": 1.35' in call and "chunk_length_s" not in call
+    audio = np.concatenate([load_audio(path) for path, _ in clips] * 4)
+    assert len(audio) > 30 * 16000
+    asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
+    transcript = eval(
+        call.replace('"speech.wav"', "speech"), {"asr": asr, "speech": {"raw": audio, "sampling_rate": 16000}}
+    )
+    assert "Einstein" in transcript  # the call ends in ["text"]
+    assert "chunk_length_s=30, stride_length_s=5" in hub.usage_call()  # not evaluated: the chunked call
+
+
 def test_existing_folders_are_refused_and_saves_are_atomic(trained, tmp_path):
     model, processor = trained
     (tmp_path / "taken").mkdir()
