@@ -16,6 +16,9 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev,bundled]"
+	# bitsandbytes beside the venv, not in it: with it installed, every process that imports peft imports it too
+	# (seconds each); the quantization tests put this folder on their path
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/bitsandbytes "bitsandbytes>=0.48"
 	touch $(STAMP)
 
 # Offline speech synthesis (demo sample, corpus builder, tests) uses Debian's flite and espeak-ng.

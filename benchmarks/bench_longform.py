@@ -1,7 +1,8 @@
 """Real-time factor and WER of long-form transcription on CPU, on one whole built article: this package's
-`transcribe_long` with the transformers pipeline (chunked, sequential) and with the faster-whisper backend (the
-same weights as CTranslate2), and faster-whisper called directly. Ratios are against faster-whisper measured in the
-same process; WER (normalised) is against the article's text, so a faster path that changes the text shows.
+`transcribe_long` with the transformers pipeline (chunked, sequential, sequential with Whisper's temperature
+fallback) and with the faster-whisper backend (the same weights as CTranslate2), and faster-whisper called
+directly. Ratios are against faster-whisper measured in the same process; WER (normalised) is against the article's
+text, so a faster path that changes the text shows.
 
     python benchmarks/bench_longform.py --data outputs/demo/corpus [--model tiny.en] [--threads 2]
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 from hf_whisper_context import bundled
 from hf_whisper_context.data.dataset import load_swc, load_swc_articles
@@ -57,6 +59,8 @@ def main() -> None:
     for strategy in ("chunked", "sequential"):
         measure(f"transcribe_long, transformers, {strategy}", lambda s=strategy: transcribe_long(
             article["audio_path"], pipeline, s, decoding).text)  # fmt: skip
+    measure("transcribe_long, transformers, sequential + fallback", lambda: transcribe_long(
+        article["audio_path"], pipeline, "sequential", replace(decoding, fallback=True)).text)  # fmt: skip
     measure("transcribe_long, faster-whisper backend, sequential",
             lambda: transcribe_long(article["audio_path"], backend, "sequential", decoding).text)  # fmt: skip
     base = runs["faster-whisper, called directly (sequential)"][0]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import HfArgumentParser, WhisperProcessor
 
 from hf_whisper_context import ContextDistillTrainer, ContextDistillTrainingArguments, DistillationCollator
 from hf_whisper_context.arguments import DataArguments, SpeechDatasetArguments, TeacherArguments
@@ -27,6 +27,7 @@ from hf_whisper_context.bundled import hub_id
 from hf_whisper_context.data.dataset import load_swc, with_audio
 from hf_whisper_context.data.prepare import training_source
 from hf_whisper_context.hub import save_student, training_settings, write_student_card
+from hf_whisper_context.lora import load_student
 from hf_whisper_context.losses import build_vocab_map
 from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
@@ -45,6 +46,9 @@ class StudentArguments:
     )
     context_words: int = field(default=DEFAULT_CONTEXT_WORDS, metadata={"help": "Live teacher: words of context."})
     max_eval_chunks: int = field(default=16, metadata={"help": "Test chunks used for evaluation during training."})
+    student_quantization: str | None = field(default=None, metadata={
+        "help": "QLoRA: the student's base in 4bit or 8bit (bitsandbytes), LoRA adapters trained over it (--lora_r); "
+                "the merged checkpoint is saved in full precision."})  # fmt: skip
 
 
 def main() -> None:
@@ -61,7 +65,7 @@ def main() -> None:
     evaluation = with_audio(data[held_out].select(range(min(student_args.max_eval_chunks, len(data[held_out])))))
     student = resolve_model(student_args.student)
     processor = WhisperProcessor.from_pretrained(student)
-    model = WhisperForConditionalGeneration.from_pretrained(student)
+    model = load_student(student, student_args.student_quantization)
     if is_multilingual(model):
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
 

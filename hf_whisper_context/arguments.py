@@ -50,7 +50,7 @@ class SpeechDatasetArguments:
 class TeacherArguments:
     teacher: str = field(default="smollm2-135m", metadata={"help": "Teacher: bundled name, folder or Hub id."})
     adapter: str | None = field(default=None, metadata={"help": "A LoRA adapter from `teacher adapt`."})
-    quantization: str | None = field(default=None, metadata={"help": "4bit or 8bit (bitsandbytes, CUDA only)."})
+    quantization: str | None = field(default=None, metadata={"help": "4bit or 8bit (bitsandbytes)."})
     dtype: str = field(default="auto", metadata={
         "help": "Unquantized weights: auto (bfloat16 on a GPU, float32 on a CPU), float32 or bfloat16."})  # fmt: skip
 

@@ -36,8 +36,8 @@ DEMO_STEPS = 80  # the harness recipe's 150 steps x 2 students alone would take 
 class DemoConfig:
     """Sizes and settings of the main job; `quick()` gives the toy-size variant (same path, minutes). The students
     are trained with `recipe` (the experiment harness's, chosen on the dev split) for `DEMO_STEPS` steps instead of
-    its 150 on a 13-article corpus (8 train articles: about the recipe's 1.6 epochs), so that the whole job fits in
-    40 minutes on 2 CPU cores."""
+    its 150 on a 13-article corpus (8 train articles: about the recipe's 1.6 epochs), aiming at 40 minutes for the
+    whole job on 2 CPU cores."""
 
     output_dir: str = "outputs/demo"
     overwrite: bool = False

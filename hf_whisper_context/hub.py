@@ -66,6 +66,7 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     left out) in safetensors; form="adapter": the peft adapter (LoRA weights only, `base_model_name_or_path` as
     trained). Both get the processor and a generation config with `decoding` (a `transcribe.Decoding`).
     """
+    from .lora import is_quantized
     from .transcribe import Decoding, is_multilingual
 
     if form not in ("merged", "adapter"):
@@ -77,8 +78,8 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     out = check_output_dir(output_dir, overwrite)
     decoding = decoding or Decoding()
     with atomic_folder(out) as tmp:
-        if form == "merged":
-            plain = copy.deepcopy(model)  # merging changes weights in place; the caller keeps its model
+        if form == "merged":  # merging changes weights in place: a copy, so that the caller keeps its model
+            plain = _full_precision(model) if is_quantized(model) else copy.deepcopy(model)
             plain = plain.merge_and_unload() if _is_peft(plain) else plain
             if hasattr(plain, "distill_projector"):
                 del plain.distill_projector
@@ -93,6 +94,29 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
             generation.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     return out
+
+
+def _full_precision(model):
+    """A LoRA student on a bitsandbytes-quantized base rebuilt on its base reloaded in float32, with the trained
+    adapters and embedding rows (the distillation heads left out): QLoRA's adapters merge into the original weights,
+    not into their 4-/8-bit approximation."""
+    import torch
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from transformers import WhisperForConditionalGeneration
+
+    heads = ("distill_projector", "distill_paper")
+    config = copy.deepcopy(model.peft_config["default"])
+    config.modules_to_save = [m for m in config.modules_to_save or [] if m not in heads] or None
+    base = WhisperForConditionalGeneration.from_pretrained(config.base_model_name_or_path, dtype=torch.float32)
+    embeddings = model.get_input_embeddings().weight
+    if base.get_input_embeddings().num_embeddings != embeddings.shape[0]:
+        base.resize_token_embeddings(embeddings.shape[0])
+    with torch.no_grad():
+        base.get_input_embeddings().weight.copy_(embeddings.float().cpu())  # trained tag rows, if any
+    plain = get_peft_model(base, config, autocast_adapter_dtype=False)
+    trained = {k: v.float().cpu() for k, v in get_peft_model_state_dict(model).items()}
+    set_peft_model_state_dict(plain, {k: v for k, v in trained.items() if not any(h in k for h in heads)})
+    return plain
 
 
 def _drop_projector(folder: Path) -> None:
@@ -245,7 +269,7 @@ def export_teacher(adapter_dir, output_dir, teacher: str, report: dict, settings
     else:
         quantization = {"method": settings.get("quantization") or "none"}
         if quantization["method"] != "none":  # the whole config, so that the shipped teacher loads as it was adapted
-            from .teacher.load import bitsandbytes_config
+            from .bnb import bitsandbytes_config
 
             quantization["bitsandbytes"] = bitsandbytes_config(quantization["method"]).to_dict()
         weights = f"`{teacher}` ({quantization['method']})"

@@ -35,7 +35,7 @@ from transformers import Seq2SeqTrainer
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
 from .errors import ConfigError, HfWhisperContextError
-from .lora import apply_lora, lora_config
+from .lora import apply_lora, is_quantized, lora_config
 from .losses import (
     PaperProjections,
     dense_teacher_logits,
@@ -182,6 +182,9 @@ def prepare_student(model, args, *, teacher_dim: int | None = None, teacher_voca
             kept = "|".join(str(i) for i in range(layers - args.freeze_encoder_layers, layers)) or "NONE"
             targets = rf".*(?:decoder\..*|encoder\.layers\.(?:{kept})\..*)\.(?:{'|'.join(targets)})"
         peft_config = lora_config(args.lora_r, args.lora_alpha, targets)
+    if peft_config is None and is_quantized(model):
+        raise ConfigError("the student is quantized (bitsandbytes): it trains LoRA adapters only; pass lora_r "
+                          "(e.g. --lora_r 32), or load it unquantized for full fine-tuning")  # fmt: skip
     if peft_config is not None:
         model = apply_lora(model, peft_config, trainable_token_ids, heads)
     return model

@@ -212,7 +212,7 @@ def test_a_quantized_teacher_ships_its_whole_bitsandbytes_config(tmp_path):
     shipped teacher loads with exactly that config."""
     from transformers import BitsAndBytesConfig
 
-    from hf_whisper_context.teacher.load import TeacherError, _shipped_adapter, quantization_config
+    from hf_whisper_context.teacher.load import _shipped_adapter
 
     base = "meta-llama/Llama-3.2-1B"
     adapter = tmp_path / "adapter"
@@ -225,7 +225,4 @@ def test_a_quantized_teacher_ships_its_whole_bitsandbytes_config(tmp_path):
     assert recorded["bnb_4bit_use_double_quant"] and recorded["bnb_4bit_compute_dtype"] == "bfloat16"
     assert BitsAndBytesConfig.from_dict(recorded).to_dict() == recorded
     assert '"bnb_4bit_quant_type": "nf4"' in (out / "README.md").read_text()  # the card shows it too
-    assert _shipped_adapter(out)[1] == (base, recorded)
-    if not torch.cuda.is_available():
-        with pytest.raises(TeacherError, match="4bit quantization uses bitsandbytes, which needs a CUDA GPU"):
-            quantization_config(recorded)
+    assert _shipped_adapter(out)[1] == (base, recorded)  # load_teacher loads the base with exactly this config

@@ -20,10 +20,11 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..bnb import quantization_config
 from ..data.entities import add_tag_tokens
 from ..lora import train_rows_only
 from ..tags import CLOSING_TAG_TOKENS, TAG_ROWS_FILE, TAG_TOKENS
-from .load import auto_dtype, ensure_pad_token, quantization_config, resolve_teacher
+from .load import auto_dtype, ensure_pad_token, resolve_teacher
 
 logger = logging.getLogger(__name__)
 

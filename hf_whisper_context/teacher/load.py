@@ -1,8 +1,7 @@
 """Load the teacher: a frozen, eval-mode causal LM (LLaMA family) and its tokenizer, with a pad token.
 
-Quantization applies to the **teacher** (this function's model), never to the student: bitsandbytes NF4 (double
-quantization, bf16 compute) or 8-bit on CUDA; GGUF files are dequantized by transformers; the bundled SmolLM2 loads
-by name with no Hub access.
+Quantization: bitsandbytes NF4 (double quantization, bf16 compute) or 8-bit (`bnb`: CUDA, or the CPU, slowly);
+GGUF files are dequantized by transformers; the bundled SmolLM2 loads by name with no Hub access.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..bnb import quantization_config
 from ..errors import HfWhisperContextError
 from ..tags import TAG_ROWS_FILE
 
@@ -33,37 +33,6 @@ LLAMA_FAMILY = {
 
 class TeacherError(HfWhisperContextError, ValueError):
     """The teacher cannot be loaded as asked; the message says why and what to do."""
-
-
-def bitsandbytes_config(quantization: str | dict):
-    """The `BitsAndBytesConfig` of "4bit" (NF4, double quantization, bf16 compute) or "8bit", or of a recorded
-    one (`BitsAndBytesConfig.to_dict()`, as `quantization.json` ships it). Built anywhere; loading needs CUDA."""
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if isinstance(quantization, dict):
-        return BitsAndBytesConfig.from_dict(quantization)
-    if quantization not in ("4bit", "8bit"):
-        raise TeacherError(f"quantization must be None, '4bit' or '8bit', not {quantization!r}")
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
-
-
-def quantization_config(quantization: str | dict | None):
-    """`bitsandbytes_config(quantization)` for loading (CUDA only); None for None."""
-    if quantization is None:
-        return None
-    config = bitsandbytes_config(quantization)
-    import torch
-
-    if not torch.cuda.is_available():
-        raise TeacherError(
-            f"{'4bit' if config.load_in_4bit else '8bit'} quantization uses bitsandbytes, which needs a CUDA GPU; "
-            "on CPU load the teacher unquantized (quantization=None), in bfloat16, or from a GGUF file"
-        )
-    return config
 
 
 def resolve_teacher(name_or_path: str | os.PathLike, dtype: str = "float32", cache=None) -> str:
@@ -98,7 +67,7 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
 
     Args:
         name_or_path: a bundled name ("smollm2-135m"), a local folder, or a Hub id (e.g. meta-llama/Llama-3.2-1B).
-        quantization: None, "4bit" or "8bit" (bitsandbytes, CUDA only), or a `BitsAndBytesConfig.to_dict()`.
+        quantization: None, "4bit" or "8bit" (bitsandbytes), or a `BitsAndBytesConfig.to_dict()`.
         gguf_file: a GGUF file name inside `name_or_path` (dequantized by transformers; needs `gguf`, `accelerate`).
         dtype: "float32", "bfloat16" or "float16" for unquantized weights, or "auto" (`auto_dtype`).
         adapter: a peft adapter folder (e.g. from `adapt_teacher`), applied on top.
