@@ -61,8 +61,10 @@ class DemoConfig:
     cache_dir: str | None = None
 
     def quick(self) -> DemoConfig:
+        """Toy sizes; greedy decoding: 4-step students repeat themselves in every window, and the fallback would
+        decode each window six times (it is tested on its own, in tests/test_longform.py)."""
         return replace(self, articles=4, max_words=160, test_articles=1, validation_articles=1, adapt_steps=2,
-                       adapt_max_length=64, context_words=64, k=16,
+                       adapt_max_length=64, context_words=64, k=16, fallback=False,
                        recipe=replace(self.recipe, steps=4, batch_size=2))  # fmt: skip
 
 
