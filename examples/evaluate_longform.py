@@ -14,17 +14,13 @@ from transformers import HfArgumentParser
 
 from hf_whisper_context.arguments import DataArguments, EvaluationArguments, SpeechDatasetArguments
 from hf_whisper_context.data.prepare import evaluation_source
-from hf_whisper_context.evaluation import evaluate_longform
 from hf_whisper_context.report import markdown_table
 
 
 def main() -> None:
     parser = HfArgumentParser((DataArguments, SpeechDatasetArguments, EvaluationArguments))
     data, dataset, ev = parser.parse_args_into_dataclasses()
-    results = evaluate_longform(ev.models, evaluation_source(data, dataset, ev.split), ev.split, ev.strategies,
-                                ev.output_dir, ev.decoding(), ev.batch_size, ev.device,
-                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
-                                data_name=dataset.dataset, backend=ev.backend)  # fmt: skip
+    results = ev.evaluate(evaluation_source(data, dataset, ev.split), dataset.dataset)
     print(markdown_table(results))
 
 

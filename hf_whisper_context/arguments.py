@@ -78,6 +78,8 @@ class EvaluationArguments:
         },
     )
     device: str | None = field(default=None, metadata={"help": "cpu or cuda (default: cuda if available)."})
+    num_proc: int = field(default=1, metadata={
+        "help": "Processes transcribing articles side by side, sharing the threads (CPU: 2 on 2 cores)."})  # fmt: skip
     cache_dir: str | None = field(default=None, metadata={"help": "Bundled model cache."})
 
     def decoding(self):
@@ -85,3 +87,12 @@ class EvaluationArguments:
         from .transcribe import Decoding
 
         return Decoding(num_beams=self.num_beams, language=self.language, fallback=self.fallback)
+
+    def evaluate(self, source, data_name: str | None = None) -> dict:
+        """`evaluation.evaluate_longform` of these flags over `source` (an SWC folder or prepared article rows)."""
+        from .evaluation import evaluate_longform
+
+        return evaluate_longform(self.models, source, self.split, self.strategies, self.output_dir, self.decoding(),
+                                 self.batch_size, self.device, self.cache_dir, self.limit, data_name=data_name,
+                                 entity_mode=self.entity_mode, backend=self.backend,
+                                 num_proc=self.num_proc)  # fmt: skip

@@ -80,15 +80,10 @@ def _corpus(args) -> None:
 def _evaluate(args) -> None:
     from .arguments import DataArguments, EvaluationArguments, SpeechDatasetArguments
     from .data.prepare import evaluation_source
-    from .evaluation import evaluate_longform
     from .report import markdown_table
 
     data, dataset, ev = _from_dataclasses(args, DataArguments, SpeechDatasetArguments, EvaluationArguments)
-    source = evaluation_source(data, dataset, ev.split)
-    results = evaluate_longform(ev.models, source, ev.split, ev.strategies, ev.output_dir,
-                                ev.decoding(), ev.batch_size, ev.device,
-                                ev.cache_dir, ev.limit, entity_mode=ev.entity_mode,
-                                data_name=dataset.dataset, backend=ev.backend)  # fmt: skip
+    results = ev.evaluate(evaluation_source(data, dataset, ev.split), dataset.dataset)
     print(markdown_table(results))
     print(f"written: {ev.output_dir}/results.json, results.md and plots")
 

@@ -56,6 +56,7 @@ class DemoConfig:
     strategy: str = "sequential"  # long-form decoding of the evaluation (the better one for every model on dev)
     fallback: bool = True  # with Whisper's temperature fallback: the recipe's decoding (it cut dropped windows on dev)
     eval_batch_size: int = 4
+    eval_num_proc: int = 2  # articles transcribed side by side (on 2 CPU cores: measured in benchmarks/)
     seed: int = 0
     sample: bool = True  # transcribe a spoken sample sentence with each student
     cache_dir: str | None = None
@@ -142,7 +143,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     _stage(f"6/7 long-form evaluation on the test articles ({config.strategy} decoding, {decoding.describe()})")
     models = [student_path, *(students[r]["merged"] for r in RUNS[1:])]
     results = evaluate_longform(models, corpus, "test", (config.strategy,), out / "evaluation", decoding,
-                                config.eval_batch_size, labels=list(RUNS))  # fmt: skip
+                                config.eval_batch_size, labels=list(RUNS), num_proc=config.eval_num_proc)  # fmt: skip
     runs = {r: results["runs"][f"{r} ({config.strategy})"] for r in RUNS}
     comparisons = [compare([runs[a]], [runs[b]], (a, b)) for a, b in zip(RUNS, RUNS[1:], strict=False)]
 

@@ -65,15 +65,15 @@ def run_labels(models, labels=None) -> list[str]:
 
 def evaluate_longform(models, data, split="test", strategies=("chunked",), output_dir="eval", decoding=Decoding(),
                       batch_size=4, device=None, cache=None, limit=None, labels=None,
-                      entity_mode="auto", data_name=None, backend="transformers") -> dict:  # fmt: skip
+                      entity_mode="auto", data_name=None, backend="transformers", num_proc=1) -> dict:  # fmt: skip
     """Run every (model, strategy) over the split's articles; returns (and writes) the results. `data` is an SWC
     folder (its `split` is read) or article rows of `data.prepare.prepare_articles` (any `datasets` corpus). Runs
     are named "<label> (<strategy>)", the label being `labels[i]` for `models[i]` or `run_labels`' path tail.
     `entity_mode` as in `compute_all` ("auto": the model's own tags if it writes any, else the references' tagger).
     `backend="faster-whisper"` transcribes with the models' CTranslate2 exports (sequential only; tag tokens are
-    special tokens there and are dropped, so entities come from the tagger)."""
-    from tqdm.auto import tqdm
-
+    special tokens there and are dropped, so entities come from the tagger). `num_proc` > 1 transcribes articles in
+    that many processes, torch's threads shared out among them (on a CPU, where one small model's decoding barely
+    uses a second thread); the transcripts are those of `num_proc=1`, the real-time factors those of a process."""
     from .data.dataset import load_swc_articles
     from .data.prepare import article_audio
 
@@ -86,22 +86,14 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
     if len(articles) == 0:
         raise ConfigError(f"{data}: the {split!r} split has no article")
     labels = run_labels(models, labels)
+    jobs = ((str(model), device, cache, backend, strategy, decoding, batch_size, article_audio(article))
+            for model in models for strategy in strategies for article in articles)  # fmt: skip
+    done = iter(_transcribe(jobs, len(models) * len(strategies) * len(articles), num_proc))
     runs = {}
     for model, label in zip(models, labels, strict=True):
-        asr = load_asr_pipeline(model, device, cache, backend)
-        if backend == "transformers":  # a student that writes entity tags is scored on its own tags
-            asr.tokenizer = tags_as_text(asr.tokenizer)
         for strategy in strategies:
             name = f"{label} ({strategy})" if backend == "transformers" else f"{label} ({strategy}, {backend})"
-            if decoding.fallback:  # fallback windows are sampled: the same seed gives the same transcripts
-                from transformers import set_seed
-
-                set_seed(0)
-            transcripts, seconds = [], []
-            for article in tqdm(articles, desc=f"transcribing with {name}", unit="article"):
-                started = time.perf_counter()
-                transcripts.append(transcribe_long(article_audio(article), asr, strategy, decoding, batch_size))
-                seconds.append(time.perf_counter() - started)
+            transcripts, seconds = zip(*(next(done) for _ in articles), strict=True)
             mode = resolve_mode(entity_mode, [t.text for t in transcripts])
             rows = []
             for article, transcript, took in zip(articles, transcripts, seconds, strict=True):
@@ -124,3 +116,67 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
                "runs": runs}  # fmt: skip
     write_report(results, Path(output_dir))
     return results
+
+
+_LOADED: dict = {}  # this process's pipeline: a worker keeps its model from one article to the next
+
+
+def _transcribe_article(job) -> tuple:
+    """(transcript, seconds) of one article: job = (model, device, cache, backend, strategy, decoding, batch_size,
+    audio)."""
+    model, device, cache, backend, strategy, decoding, batch_size, audio = job
+    if _LOADED.get("key") != (model, device, cache, backend):
+        _LOADED.clear()  # one model in memory at a time
+        asr = load_asr_pipeline(model, device, cache, backend)
+        if backend == "transformers":  # a student that writes entity tags is scored on its own tags
+            asr.tokenizer = tags_as_text(asr.tokenizer)
+        _LOADED.update(key=(model, device, cache, backend), asr=asr)
+    if decoding.fallback:  # fallback windows are sampled: the same seed gives the same transcript, in any process
+        from transformers import set_seed
+
+        set_seed(0)
+    started = time.perf_counter()
+    transcript = transcribe_long(audio, _LOADED["asr"], strategy, decoding, batch_size)
+    return transcript, time.perf_counter() - started
+
+
+def _worker_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _transcribe(jobs, total: int, num_proc: int) -> list[tuple]:
+    """`_transcribe_article`'s results over the jobs (an iterable: their audio is read as they are handed out), in
+    order: here, or in `num_proc` spawned processes with at most two jobs each in flight."""
+    from tqdm.auto import tqdm
+
+    done = []
+    with tqdm(total=total, desc="transcribing", unit="article") as bar:
+        if num_proc <= 1 or total <= 1:
+            try:
+                for job in jobs:
+                    done.append(_transcribe_article(job))
+                    bar.update()
+            finally:
+                _LOADED.clear()  # the model is not kept once the evaluation is over
+            return done
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        import torch
+
+        threads = max(1, torch.get_num_threads() // num_proc)
+        with ProcessPoolExecutor(min(num_proc, total), multiprocessing.get_context("spawn"), _worker_threads,
+                                 (threads,)) as pool:  # fmt: skip
+            pending = deque()
+            for job in jobs:
+                pending.append(pool.submit(_transcribe_article, job))
+                while len(pending) >= 2 * num_proc or (pending and pending[0].done()):
+                    done.append(pending.popleft().result())
+                    bar.update()
+            for future in pending:
+                done.append(future.result())
+                bar.update()
+    return done

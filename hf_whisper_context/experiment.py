@@ -97,6 +97,8 @@ class ExperimentConfig:
         "help": "Teacher dtype for caching: auto (bfloat16 on a GPU, float32 on a CPU) or a dtype."})  # fmt: skip
     k: int = field(default=64, metadata={"help": "Top-k teacher log-probs cached per position."})
     eval_batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
+    eval_num_proc: int = field(default=1, metadata={
+        "help": "Processes transcribing articles side by side (on a CPU: 2 for 2 cores)."})  # fmt: skip
     cache_dir: str | None = field(default=None, metadata={"help": "Bundled model cache."})
 
     def __post_init__(self):
@@ -257,7 +259,8 @@ def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[st
         name = Path(corpus).name
         results[name] = evaluate_longform([model], corpus, config.eval_split, tuple(config.strategies),
                                           out / "eval" / name, decoding(config), config.eval_batch_size,
-                                          labels=[label], cache=config.cache_dir)  # fmt: skip
+                                          labels=[label], cache=config.cache_dir,
+                                          num_proc=config.eval_num_proc)  # fmt: skip
     return results
 
 

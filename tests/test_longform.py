@@ -123,13 +123,18 @@ def test_every_model_gets_its_own_run_name():
 
 
 def test_evaluate_command_writes_one_column_per_run(corpus, tiny_en, tmp_path, capsys):
+    """In two processes (one run each), transcribing as one process does."""
     load_swc(corpus, test_articles=1)
     out = tmp_path / "eval"
     argv = ["evaluate", "--model", str(tiny_en), "--data", str(corpus), "--strategy", "chunked", "sequential",
-            "--output-dir", str(out)]  # fmt: skip
+            "--output-dir", str(out), "--num_proc", "2"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["runs"]) == ["whisper-tiny.en (chunked)", "whisper-tiny.en (sequential)"]
+    article, asr = load_swc_articles(corpus, "test")[0], load_asr_pipeline(str(tiny_en))
+    for strategy in ("chunked", "sequential"):
+        here = transcribe_long(article["audio_path"], asr, strategy).text
+        assert results["runs"][f"whisper-tiny.en ({strategy})"]["articles"][0]["hypothesis"] == here
     table = (out / "results.md").read_text()
     assert table.splitlines()[2] == "| metric | whisper-tiny.en (chunked) | whisper-tiny.en (sequential) |"
     wer = results["runs"]["whisper-tiny.en (chunked)"]["summary"]["wer"]
