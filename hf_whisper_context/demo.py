@@ -83,8 +83,9 @@ def _prepare_output(config: DemoConfig) -> Path:
     return out
 
 
-def _stage(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+def _stage(title: str, started: float) -> None:
+    """A stage's heading, with the job's minutes so far."""
+    print(f"\n== {title} [{(time.perf_counter() - started) / 60:.1f} min]", flush=True)
 
 
 def run_demo(config: DemoConfig = DemoConfig()) -> dict:
@@ -110,7 +111,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
             bundled.prepare([name], config.cache_dir)
     student_path = resolve_model(student, config.cache_dir)
 
-    _stage("1/7 corpus: Wikipedia articles spoken by flite, entity-tagged by spaCy")
+    _stage("1/7 corpus: Wikipedia articles spoken by flite, entity-tagged by spaCy", started)
     corpus = Path(config.corpus) if config.corpus else out / "corpus"
     if not config.corpus:
         build_corpus(corpus, CorpusConfig(articles=config.articles, max_words=config.max_words, seed=config.seed))
@@ -118,7 +119,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     stats = corpus_stats(data)
     print(json.dumps({split: {k: v for k, v in s.items() if k != "entities"} for split, s in stats.items()}))
 
-    _stage(f"2/7 adapting the teacher {config.teacher} to tagged text (LoRA, {config.adapt_steps} steps)")
+    _stage(f"2/7 adapting the teacher {config.teacher} to tagged text (LoRA, {config.adapt_steps} steps)", started)
     adapt = adapt_corpus(corpus, out / "work" / "teacher_adapter", config.teacher, config.test_articles,
                          AdaptConfig(max_steps=config.adapt_steps, batch_size=4, max_length=config.adapt_max_length,
                                      seed=config.seed))  # fmt: skip
@@ -128,26 +129,31 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
         data=f"tagged passages of the {len(load_swc_articles(corpus, 'train'))} training articles of {corpus.name}",
     )  # fmt: skip
 
-    _stage(f"3/7 caching the teacher's top-{config.k} distributions and embeddings ({config.context_words} words)")
+    _stage(
+        f"3/7 caching the teacher's top-{config.k} distributions and embeddings ({config.context_words} words)",
+        started,
+    )
     cache = _cache_teacher(config, data["train"], teacher_dir, out / "work" / "teacher_cache")
 
     students = {}
     for i, run in enumerate(RUNS[1:]):
-        _stage(f"{4 + i}/7 training the {run} student ({ARMS[run]}, {config.recipe.steps} steps)")
+        _stage(f"{4 + i}/7 training the {run} student ({ARMS[run]}, {config.recipe.steps} steps)", started)
         folders = {form: out / "checkpoints" / f"{run}-{form}" for form in ("merged", "adapter")}
         students[run] = train_student(config.recipe, ARMS[run], data["train"], out / "work" / run,
                                       cache if run == "distilled" else None, config.seed, folders,
                                       config.cache_dir)  # fmt: skip
 
     decoding = Decoding(language=None if student.endswith(".en") else "en", fallback=config.fallback)
-    _stage(f"6/7 long-form evaluation on the test articles ({config.strategy} decoding, {decoding.describe()})")
+    _stage(
+        f"6/7 long-form evaluation on the test articles ({config.strategy} decoding, {decoding.describe()})", started
+    )
     models = [student_path, *(students[r]["merged"] for r in RUNS[1:])]
     results = evaluate_longform(models, corpus, "test", (config.strategy,), out / "evaluation", decoding,
                                 config.eval_batch_size, labels=list(RUNS), num_proc=config.eval_num_proc)  # fmt: skip
     runs = {r: results["runs"][f"{r} ({config.strategy})"] for r in RUNS}
     comparisons = [compare([runs[a]], [runs[b]], (a, b)) for a, b in zip(RUNS, RUNS[1:], strict=False)]
 
-    _stage("7/7 model cards")
+    _stage("7/7 model cards", started)
     teacher_text = (f"`{hub_id(config.teacher)}` adapted to entity tags ({config.adapt_steps} LoRA steps; "
                     f"weights as shipped in `{teacher_dir.name}`), top-{config.k} distributions cached with "
                     f"{config.context_words} words of article context")  # fmt: skip
