@@ -95,8 +95,10 @@ def main() -> None:
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model()  # saved before evaluating: nothing trained is lost if evaluation fails
-    if trainer.is_world_process_zero():  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
-        merged = save_student(trainer.model, processor, f"{args.output_dir}/merged", "merged", overwrite=True)
+    merged = f"{args.output_dir}/merged"  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
+    if trainer.is_fsdp_enabled or trainer.is_world_process_zero():  # FSDP: every process gathers, process 0 writes
+        save_student(trainer.model, processor, merged, "merged", overwrite=True)
+    if trainer.is_world_process_zero():
         # cards (not evaluated yet; `hf-whisper-context evaluate` scores them): both folders can be pushed, and
         # name the Hub base model, not this machine's cache
         source = dataset_args.dataset or data_args.data

@@ -32,6 +32,9 @@ ENTITY_MODES = {
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+HEADS = ("distill_projector", "distill_paper")  # the distillation heads: training only, never in a saved student
+
+
 class HubError(HfWhisperContextError, ValueError):
     """A checkpoint cannot be saved or pushed as asked; the message says why and what to do."""
 
@@ -65,6 +68,7 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     form="merged": a plain `WhisperForConditionalGeneration` (LoRA merged into a copy, the distillation projector
     left out) in safetensors; form="adapter": the peft adapter (LoRA weights only, `base_model_name_or_path` as
     trained). Both get the processor and a generation config with `decoding` (a `transcribe.Decoding`).
+    A model sharded by FSDP2 is gathered first: then every process must call this, and process 0 writes.
     """
     from .lora import is_quantized
     from .transcribe import Decoding, is_multilingual
@@ -75,18 +79,22 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
         raise HubError("the model has no LoRA adapter (train with lora_r): save it with form='merged'")
     if form == "adapter" and getattr(model, "trainable_token_ids", None):
         raise HubError("the trained tag-token embedding rows are not part of a LoRA adapter: save form='merged'")
+    state = _gathered(model)  # the full weights of a sharded model (every process takes part), else None
+    if state == {}:  # a process other than 0 of a sharded model: process 0 writes
+        return Path(output_dir)
     out = check_output_dir(output_dir, overwrite)
     decoding = decoding or Decoding()
     with atomic_folder(out) as tmp:
         if form == "merged":  # merging changes weights in place: a copy, so that the caller keeps its model
-            plain = _full_precision(model) if is_quantized(model) else copy.deepcopy(model)
+            plain = _rebuilt(model, state) if state or is_quantized(model) else copy.deepcopy(model)
             plain = plain.merge_and_unload() if _is_peft(plain) else plain
-            if hasattr(plain, "distill_projector"):
-                del plain.distill_projector
+            for head in HEADS:
+                if hasattr(plain, head):
+                    delattr(plain, head)
             plain.generation_config.update(**decoding.generate_kwargs(is_multilingual(plain)))
             plain.save_pretrained(tmp)
         else:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state)
             _drop_projector(Path(tmp))
             base = model.get_base_model()
             generation = copy.deepcopy(base.generation_config)
@@ -96,26 +104,50 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     return out
 
 
-def _full_precision(model):
-    """A LoRA student on a bitsandbytes-quantized base rebuilt on its base reloaded in float32, with the trained
-    adapters and embedding rows (the distillation heads left out): QLoRA's adapters merge into the original weights,
-    not into their 4-/8-bit approximation."""
+def _gathered(model) -> dict | None:
+    """The full state dict of a model whose parameters FSDP2 shards (DTensors), on the CPU of process 0 and {} on
+    the others (a collective: every process must call it); None for a model that is not sharded."""
+    from torch.distributed.tensor import DTensor
+
+    if not any(isinstance(p, DTensor) for p in model.parameters()):
+        return None
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return state if dist.get_rank() == 0 else {}
+
+
+def _rebuilt(model, state: dict | None = None):
+    """The student rebuilt in float32 on the CPU from `state` (its full state dict: default its own), the
+    distillation heads left out: a QLoRA student on its base reloaded unquantized, with the trained adapters and
+    embedding rows (the adapters merge into the original weights, not into their 4-/8-bit approximation); an
+    FSDP-sharded student from its gathered weights."""
     import torch
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import WhisperForConditionalGeneration
 
-    heads = ("distill_projector", "distill_paper")
+    state = model.state_dict() if state is None else state
+    state = {k: v.float().cpu() if v.is_floating_point() else v for k, v in state.items()}
+
+    def student_only(weights: dict) -> dict:
+        return {k: v for k, v in weights.items() if not any(head in k for head in HEADS)}
+
+    if not _is_peft(model):  # full fine-tuning
+        plain = WhisperForConditionalGeneration(copy.deepcopy(model.config)).float()
+        plain.load_state_dict(student_only(state))
+        plain.generation_config = copy.deepcopy(model.generation_config)
+        return plain
     config = copy.deepcopy(model.peft_config["default"])
-    config.modules_to_save = [m for m in config.modules_to_save or [] if m not in heads] or None
+    config.modules_to_save = [m for m in config.modules_to_save or [] if m not in HEADS] or None
     base = WhisperForConditionalGeneration.from_pretrained(config.base_model_name_or_path, dtype=torch.float32)
-    embeddings = model.get_input_embeddings().weight
+    embeddings = next(v for k, v in state.items() if k.endswith("decoder.embed_tokens.weight"))
     if base.get_input_embeddings().num_embeddings != embeddings.shape[0]:
         base.resize_token_embeddings(embeddings.shape[0])
     with torch.no_grad():
-        base.get_input_embeddings().weight.copy_(embeddings.float().cpu())  # trained tag rows, if any
+        base.get_input_embeddings().weight.copy_(embeddings)  # trained tag rows, if any
     plain = get_peft_model(base, config, autocast_adapter_dtype=False)
-    trained = {k: v.float().cpu() for k, v in get_peft_model_state_dict(model).items()}
-    set_peft_model_state_dict(plain, {k: v for k, v in trained.items() if not any(h in k for h in heads)})
+    set_peft_model_state_dict(plain, student_only(get_peft_model_state_dict(model, state_dict=state)))
     return plain
 
 

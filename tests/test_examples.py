@@ -88,3 +88,5 @@ def test_accelerate_configs_load_and_defer_to_the_training_arguments():
     deepspeed = configs["deepspeed_zero2"].deepspeed_config
     # a number here that disagrees with --gradient_accumulation_steps is DeepSpeed's known trap
     assert deepspeed["gradient_accumulation_steps"] == "auto" and deepspeed["gradient_clipping"] == "auto"
+    # save_model and the merged save need full weights on process 0 (a sharded state dict is no loadable checkpoint)
+    assert configs["fsdp"].fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"

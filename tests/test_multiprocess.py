@@ -1,6 +1,7 @@
 """Two real processes on the CPU (torchrun, gloo): the teacher cache and the distillation example give what one
 process gives with the same global batch — the same cache bit for bit, the same loss curve and logged terms, the same
-final weights (to float rounding), with gradient accumulation."""
+final weights (to float rounding), with gradient accumulation; a student sharded by FSDP2 saves what it saves
+unsharded."""
 
 import ast
 import os
@@ -17,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _run(script, *argv, processes: int = 1) -> str:
+    """Run an example (or a script given by its path) in `processes` processes."""
     launcher = [sys.executable]
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
@@ -83,3 +85,18 @@ def test_two_processes_train_like_one_with_the_same_global_batch(corpus, tiny_mo
             assert b[key] == pytest.approx(a[key], rel=2e-3, abs=2e-4), key
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_an_fsdp_sharded_student_saves_the_unsharded_checkpoint(tiny_models, tmp_path):
+    """accelerate turns FSDP on only for accelerators, so the Trainer cannot shard on the CPU: the sharding is done
+    as the FSDP config does it (tests/fsdp_save.py), and `save_student` gathers the shards in every process."""
+    _run(Path(__file__).parent / "fsdp_save.py", tiny_models / "student", tmp_path, processes=2)
+    for name in ("lora", "full"):
+        unsharded = load_file(str(tmp_path / f"{name}-unsharded" / "model.safetensors"))
+        sharded = load_file(str(tmp_path / f"{name}-sharded" / "model.safetensors"))
+        assert sorted(sharded) == sorted(unsharded) and not any("distill" in key for key in sharded)
+        for key in unsharded:
+            np.testing.assert_array_equal(sharded[key], unsharded[key], err_msg=f"{name}: {key}")
+        for file in ("config.json", "generation_config.json"):
+            texts = [(tmp_path / f"{name}-{form}" / file).read_text() for form in ("sharded", "unsharded")]
+            assert texts[0] == texts[1], file
