@@ -2,7 +2,8 @@
 SmolLM2 teacher cache, batch 4 x 30 s. Plain = label-smoothed CE only; distillation = CE + KD_ot + OT cost + REP.
 Live teacher runs add the SmolLM2 forward (`--context-words` of article context, 512 by default) inside the step.
 All run forward, backward and an AdamW step through `ContextDistillTrainer.compute_loss`; ratios against plain
-fine-tuning are printed.
+fine-tuning are printed, with the cores each kept busy (CPU time / wall time: below `--threads`, a step leaves room
+for other work, e.g. a teacher forward overlapped with it).
 
     python benchmarks/bench_step.py --data outputs/corpus [--steps 5]
 """
@@ -27,20 +28,22 @@ from hf_whisper_context.teacher.load import load_teacher
 from hf_whisper_context.trainer import ContextDistillTrainer
 
 
-def _step_times(trainer, batch, steps: int) -> float:
+def _step_times(trainer, batch, steps: int) -> tuple[float, float]:
+    """Median seconds per step, and the cores the steps kept busy on average (process CPU time / wall time)."""
     model = trainer.model
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    times = []
+    times, cpu = [], []
     for i in range(steps + 1):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=(batch["labels"] != -100).sum())
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         if i:  # the first step warms up
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), sum(cpu) / sum(times)
 
 
 def main() -> None:
@@ -86,12 +89,12 @@ def main() -> None:
         trainer = ContextDistillTrainer(model=model, args=targs, vocab_map=vocab_map, teacher_dim=576,
                                         teacher=live_teacher)  # fmt: skip
         results[name] = _step_times(trainer, inputs, args.steps)
-    base = results["plain fine-tuning (CE)"]
+    base = results["plain fine-tuning (CE)"][0]
     labels = int((batch["labels"] != -100).sum())
     print(f"tiny.en student, batch {args.batch} x 30 s, {labels} label tokens, k=64, {args.context_words} context "
           f"words, {args.threads} threads")  # fmt: skip
-    for name, seconds in results.items():
-        print(f"  {name:28s} {seconds * 1000:8.0f} ms/step   ratio {seconds / base:.2f}x")
+    for name, (seconds, busy) in results.items():
+        print(f"  {name:28s} {seconds * 1000:8.0f} ms/step   ratio {seconds / base:.2f}x   cores busy {busy:.2f}")
 
 
 if __name__ == "__main__":
