@@ -128,10 +128,10 @@ def _rebuilt(model, state: dict | None = None):
     from transformers import WhisperForConditionalGeneration
 
     state = model.state_dict() if state is None else state
-    state = {k: v.float().cpu() if v.is_floating_point() else v for k, v in state.items()}
 
-    def student_only(weights: dict) -> dict:
-        return {k: v for k, v in weights.items() if not any(head in k for head in HEADS)}
+    def student_only(weights: dict) -> dict:  # in float32 on the CPU; only the tensors used are converted
+        return {k: (v.float() if v.is_floating_point() else v).cpu() for k, v in weights.items()
+                if not any(head in k for head in HEADS)}  # fmt: skip
 
     if not _is_peft(model):  # full fine-tuning
         plain = WhisperForConditionalGeneration(copy.deepcopy(model.config)).float()
@@ -145,7 +145,7 @@ def _rebuilt(model, state: dict | None = None):
     if base.get_input_embeddings().num_embeddings != embeddings.shape[0]:
         base.resize_token_embeddings(embeddings.shape[0])
     with torch.no_grad():
-        base.get_input_embeddings().weight.copy_(embeddings)  # trained tag rows, if any
+        base.get_input_embeddings().weight.copy_(embeddings.float().cpu())  # trained tag rows, if any
     plain = get_peft_model(base, config, autocast_adapter_dtype=False)
     set_peft_model_state_dict(plain, student_only(get_peft_model_state_dict(model, state_dict=state)))
     return plain
