@@ -44,6 +44,9 @@ class StudentArguments:
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
+    cut_ratio: float = field(default=0.0, metadata={
+        "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
+                "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
     context_words: int = field(default=DEFAULT_CONTEXT_WORDS, metadata={"help": "Live teacher: words of context."})
     max_eval_chunks: int = field(default=16, metadata={"help": "Test chunks used for evaluation during training."})
     student_quantization: str | None = field(default=None, metadata={
@@ -70,7 +73,8 @@ def main() -> None:
         processor.tokenizer.set_prefix_tokens(language="english", task="transcribe")
 
     teacher = cache = None
-    collate = dict(text_column=student_args.target, timestamp_ratio=student_args.timestamp_ratio, seed=args.seed)
+    collate = dict(text_column=student_args.target, timestamp_ratio=student_args.timestamp_ratio,
+                   cut_ratio=student_args.cut_ratio, seed=args.seed)
     if args.teacher_cache:
         cache = TeacherCache(args.teacher_cache)
         vocab_map, coverage = cache.vocab_map(processor.tokenizer)  # from the tokenizer that wrote the cache

@@ -8,9 +8,14 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
   leading decoder-start token stripped (the model prepends it when it shifts the labels), padded with -100. With
   `timestamp_ratio` > 0 that share of the rows (drawn per row, seeded) gets the target Whisper writes with
   timestamps instead (`<column>_segments`: no `<|notimestamps|>`, `<|t0|> segment<|t1|>...`), so that a student
-  decoded with timestamps in long-form transcription was trained to write them;
+  decoded with timestamps in long-form transcription was trained to write them. With `cut_ratio` > 0 that share of
+  the timestamped rows has its audio cut at a random point after its first segment, as Whisper's long-form decoding
+  cuts speech at the end of every 30 s window, and its target ends as Whisper's own training targets do there: the
+  segments that ended before the cut, then the start time of the one the cut interrupts (a decoder that ends on a
+  closed segment is taken to have heard everything and skips the rest of the window);
 - `distill_mask` (B, L): True on the text tokens (what the teacher knows about); `student_spans` (B, L, 2): their
-  character spans in the text; `text_lengths` (B,);
+  character spans in the text; `text_lengths` (B,); `text_covered` (B,): the characters of the text the target
+  covers (all of it, but on a cut row: the teacher's positions past it are not distilled);
 - from the teacher cache: `teacher_topk_logprobs` (B, m, k) float32, `teacher_topk_ids` (B, m, k) long,
   `teacher_mask` (B, m), `teacher_spans` (B, m, 2), `teacher_embedding` (B, D);
 - with `prompt_words` > 0, `decoder_input_ids` (B, L): `<|startofprev|>`, the previous text (the last words of
@@ -55,25 +60,43 @@ class DistillationCollator:
     )
     prompt_words: int = 0  # > 0: condition on the previous text (last N words of `context_before`) as a prompt
     timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
-    seed: int = 0  # which rows get timestamped targets
+    cut_ratio: float = 0.0  # share of the timestamped rows whose audio is cut inside the chunk (long-form windows)
+    seed: int = 0  # which rows get timestamped targets, which are cut and where
     _tag_ids: frozenset | None = field(default=None, init=False, repr=False)
     _warned_rate: bool = field(default=False, init=False, repr=False)
 
-    def _timestamped(self, row: dict) -> bool:
+    def _draw(self, row: dict) -> tuple[bool, float | None]:
+        """Whether the row is trained on its timestamped target, and the second its audio is cut at (None: not cut);
+        drawn from the seed and the row, so every epoch and process draws the same."""
         if self.timestamp_ratio <= 0:
-            return False
+            return False, None
         key = row.get("row_index", zlib.crc32(row[self.text_column].encode("utf-8", "surrogatepass")))
-        return random.Random(self.seed * 1_000_003 + int(key)).random() < self.timestamp_ratio
+        rng = random.Random(self.seed * 1_000_003 + int(key))
+        if rng.random() >= self.timestamp_ratio:
+            return False, None
+        segments = _segment_times(row[f"{self.text_column}_segments"])
+        if self.cut_ratio <= 0 or rng.random() >= self.cut_ratio or len(segments) < 2:
+            return True, None
+        return True, rng.uniform(segments[0][1], segments[-1][1])  # after the first segment, before the last ends
+
+    def _timestamped(self, row: dict) -> bool:
+        return self._draw(row)[0]
 
     def _labels(self, row: dict):
-        """Label ids, character spans in the row's text, and the mask of text tokens (what the teacher knows)."""
+        """Label ids, character spans in the row's text, the mask of text tokens (what the teacher knows), the
+        characters of the text the target covers and the second the audio is cut at (None: not cut)."""
         tokenizer = self.processor.tokenizer
         text = row[self.text_column].strip()
         prefix = tokenizer.prefix_tokens[1:]  # the decoder-start token is added by the model
-        if self._timestamped(row):
+        timestamped, cut = self._draw(row)
+        covered = len(text)
+        if timestamped:
             target = space_after_opening_tags(row[f"{self.text_column}_segments"])
             prefix = [t for t in prefix if t != tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
             to_text = _offsets_in(text, target)
+            if cut is not None:
+                target, closed_end = _cut_target(target, cut)
+                covered = to_text(closed_end)
         else:
             target, to_text = " " + space_after_opening_tags(text), lambda i: max(0, i - 1)
         enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
@@ -86,9 +109,9 @@ class DistillationCollator:
             is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>") or token in self._tag_ids
             spans.append((to_text(s), to_text(e)) if is_text else (0, 0))
             mask.append(is_text)
-        return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)]
+        return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)], covered, cut
 
-    def _with_prompt(self, row: dict, ids: list, spans: list, mask: list):
+    def _with_prompt(self, row: dict, ids: list, spans: list, mask: list, *rest):
         """Prepend the previous text: decoder inputs `<|startofprev|> prompt <|startoftranscript|> ids[:-1]`; the
         prompt and the start token are masked out of the loss (as in Whisper's condition-on-previous decoding)."""
         tokenizer = self.processor.tokenizer
@@ -98,7 +121,8 @@ class DistillationCollator:
         start = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
         head = [tokenizer.convert_tokens_to_ids("<|startofprev|>"), *prompt] if prompt else []
         skip = len(head)  # label positions whose targets are prompt tokens or the start token
-        return [*head, start, *ids[:-1]], [-100] * skip + ids, [(0, 0)] * skip + spans, [False] * skip + mask
+        return ([*head, start, *ids[:-1]], [-100] * skip + ids, [(0, 0)] * skip + spans, [False] * skip + mask,
+                *rest)  # fmt: skip
 
     def _audio(self, row: dict) -> np.ndarray:
         """The row's audio at 16 kHz, mono: other rates are resampled (with a warning, once), channels downmixed."""
@@ -112,25 +136,27 @@ class DistillationCollator:
         return decode_source({"array": value["array"], "sampling_rate": rate, "path": value.get("path")})
 
     def __call__(self, rows: list[dict]) -> dict:
-        audio = [self._audio(r) for r in rows]
-        features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         encoded = [self._labels(r) for r in rows]
+        audio = [self._audio(r) for r in rows]
+        audio = [a if e[-1] is None else a[: round(e[-1] * SAMPLING_RATE)] for a, e in zip(audio, encoded, strict=True)]
+        features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         if self.prompt_words:
             encoded = [self._with_prompt(r, *e) for r, e in zip(rows, encoded, strict=True)]
         else:
             encoded = [(None, *e) for e in encoded]
-        width = max(len(ids) for _, ids, _, _ in encoded)
+        width = max(len(e[1]) for e in encoded)
         batch = {
             "input_features": features.input_features,
             "labels": torch.full((len(rows), width), -100, dtype=torch.long),
             "distill_mask": torch.zeros(len(rows), width, dtype=torch.bool),
             "student_spans": torch.zeros(len(rows), width, 2, dtype=torch.long),
             "text_lengths": torch.tensor([len(r[self.text_column].strip()) for r in rows]),
+            "text_covered": torch.tensor([e[4] for e in encoded]),
         }
         if self.prompt_words:
             pad = self.processor.tokenizer.pad_token_id
             batch["decoder_input_ids"] = torch.full((len(rows), width), pad, dtype=torch.long)
-        for i, (decoder_ids, ids, spans, mask) in enumerate(encoded):
+        for i, (decoder_ids, ids, spans, mask, _, _) in enumerate(encoded):
             batch["labels"][i, : len(ids)] = torch.tensor(ids)
             batch["distill_mask"][i, : len(ids)] = torch.tensor(mask)
             batch["student_spans"][i, : len(ids)] = torch.tensor(spans)
@@ -148,7 +174,28 @@ class DistillationCollator:
         return batch
 
 
-_TIMESTAMP = re.compile(r"<\|\d+\.\d+\|>")
+_TIMESTAMP = re.compile(r"<\|(\d+\.\d+)\|>")
+
+
+def _segment_times(timestamped: str) -> list[tuple[float, float]]:
+    """(start, end) seconds of each segment of a timestamped target (`<|t0|> text<|t1|><|t2|> text<|t3|>`)."""
+    times = [float(m.group(1)) for m in _TIMESTAMP.finditer(timestamped)]
+    return list(zip(times[0::2], times[1::2], strict=False))
+
+
+def _cut_target(timestamped: str, cut: float) -> tuple[str, int]:
+    """The target of the audio cut at `cut` seconds, as Whisper writes it: the segments that ended by then, then the
+    start time of the segment the cut interrupts (none when the cut falls in a pause). Also the position in
+    `timestamped` where the text of the last kept segment ends."""
+    stamps = list(_TIMESTAMP.finditer(timestamped))
+    keep, closed_end = 0, 0
+    for start, end in zip(stamps[0::2], stamps[1::2], strict=False):
+        if float(end.group(1)) > cut:
+            if float(start.group(1)) < cut:
+                return timestamped[:keep] + start.group(), closed_end
+            break
+        keep, closed_end = end.end(), end.start()
+    return timestamped[:keep], closed_end
 
 
 def _offsets_in(text: str, timestamped: str):

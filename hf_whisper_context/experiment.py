@@ -58,6 +58,9 @@ class Recipe:
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
+    cut_ratio: float = field(default=0.0, metadata={
+        "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
+                "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
     tagged: bool = field(
         default=False,
@@ -203,7 +206,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         extra["teacher_dim"] = cache.embedding_dim
         logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
     collator = DistillationCollator(processor, cache if distilled else None, text_column=text_column(recipe),
-                                    timestamp_ratio=recipe.timestamp_ratio, seed=seed)  # fmt: skip
+                                    timestamp_ratio=recipe.timestamp_ratio, cut_ratio=recipe.cut_ratio,
+                                    seed=seed)  # fmt: skip
     trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
                                     processing_class=processor, data_collator=collator,
                                     trainable_token_ids=trainable_rows, **extra)  # fmt: skip
@@ -215,7 +219,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     atomic_write(out / "log_history.json", json.dumps(history, indent=2))
     return {**saved, "model": trainer.model, "processor": processor, "history": history,
             "settings": {"student": recipe.student, "arm": arm, "tagged": recipe.tagged,
-                         "timestamp_ratio": recipe.timestamp_ratio, **settings}}  # fmt: skip
+                         "timestamp_ratio": recipe.timestamp_ratio, "cut_ratio": recipe.cut_ratio,
+                         **settings}}  # fmt: skip
 
 
 def text_column(recipe: Recipe) -> str:

@@ -44,7 +44,7 @@ from .losses import (
     representation_loss,
     token_ot_distillation,
 )
-from .teacher.window import TEACHER_KEYS, pad_teacher, teacher_outputs
+from .teacher.window import TEACHER_KEYS, mask_uncovered, pad_teacher, teacher_outputs
 from .utils import read_json
 
 logger = logging.getLogger(__name__)
@@ -286,6 +286,7 @@ class ContextDistillTrainer(Seq2SeqTrainer):
         windows = inputs.pop("teacher_windows", None)
         if windows is not None:
             teacher.update(self._live_teacher(windows, inputs["input_features"].device))
+        mask_uncovered(teacher)  # rows the collator cut short distil only the text their target keeps
         labels = inputs.pop("labels")
         unwrapped = self.accelerator.unwrap_model(model)
         # decoder inputs instead of labels: the model would otherwise compute a cross-entropy we do not use

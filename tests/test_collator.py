@@ -1,5 +1,7 @@
 """The DistillationCollator on the real tiny.en processor and a teacher cache from a tiny random Llama."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from transformers import AutoTokenizer, WhisperProcessor
 from hf_whisper_context import bundled
 from hf_whisper_context.collator import DistillationCollator
 from hf_whisper_context.teacher.cache import CacheConfig, TeacherCache, cache_teacher
+from hf_whisper_context.teacher.window import mask_uncovered
 
 from .conftest import tiny_llama
 
@@ -110,6 +113,42 @@ def test_timestamped_targets(setup):
     drawn = [collator._timestamped(r) for r in many]
     assert drawn == [DistillationCollator(processor, timestamp_ratio=0.3, seed=1)._timestamped(r) for r in many]
     assert 0.22 < sum(drawn) / len(drawn) < 0.38
+
+
+def test_cut_rows_end_as_whisper_writes_a_window_cut_mid_speech(setup):
+    """`cut_ratio=1`: the audio ends at the drawn second; the target keeps the segments that ended by then and ends
+    on the start time of the interrupted one; the teacher positions past the kept text are masked in the trainer."""
+    from hf_whisper_context.collator import _cut_target
+
+    processor, cache, rows = setup
+    tokenizer = processor.tokenizer
+    segments = "<|0.00|> Albert Einstein<|1.00|><|1.20|> was born in Ulm,<|2.00|><|2.40|> in 1879.<|3.00|>"
+    assert _cut_target(segments, 1.5) == ("<|0.00|> Albert Einstein<|1.00|><|1.20|>", segments.index("<|1.00|>"))
+    assert _cut_target(segments, 2.2)[0] == "<|0.00|> Albert Einstein<|1.00|><|1.20|> was born in Ulm,<|2.00|>"
+    row = {**rows[0], "text_segments": segments, "audio": {"array": np.ones(16000 * 3, dtype=np.float32)}}
+    collator = DistillationCollator(processor, cache, timestamp_ratio=1.0, cut_ratio=1.0, seed=3)
+    timestamped, cut = collator._draw(row)
+    assert timestamped and 1.0 <= cut <= 3.0
+    batch = collator([row])
+    labels = batch["labels"][0]
+    want, closed_end = _cut_target(segments, cut)
+    assert tokenizer.decode(labels[labels != -100], decode_with_timestamps=True) == want + "<|endoftext|>"
+    kept = re.sub(r"<\|[\d.]+\|>", " ", want).split()
+    assert TEXTS[0][: batch["text_covered"][0]].split() == kept and len(kept) < len(TEXTS[0].split())
+    assert collator([rows[0] | {"text_segments": segments}])["text_covered"][0] < len(TEXTS[0])
+    # the audio ends at the cut second (the feature extractor pads it with silence to 30 s)
+    audio = np.ones(round(cut * 16000), dtype=np.float32)
+    want_features = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    torch.testing.assert_close(batch["input_features"], want_features)
+    # the trainer distils only the teacher positions inside the kept text
+    teacher = {k: batch[k] for k in ("teacher_mask", "teacher_spans", "text_covered")}
+    masked = mask_uncovered(dict(teacher))["teacher_mask"][0]
+    starts = batch["teacher_spans"][0, :, 0]
+    assert torch.equal(masked, batch["teacher_mask"][0] & (starts < batch["text_covered"][0]))
+    assert masked.sum() < batch["teacher_mask"][0].sum()
+    # no cut when a row has a single segment: nothing to keep before the cut
+    one = {**row, "text_segments": "<|0.00|> Albert Einstein was born in Ulm, in 1879.<|3.00|>"}
+    assert collator._draw(one) == (True, None)
 
 
 def test_other_rates_and_channels_are_made_whisper_audio(setup, caplog):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..errors import HfWhisperContextError
 
-TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "teacher_topk_logprobs", "teacher_topk_ids",
-                "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
+TEACHER_KEYS = ("distill_mask", "student_spans", "text_lengths", "text_covered", "teacher_topk_logprobs",
+                "teacher_topk_ids", "teacher_mask", "teacher_spans", "teacher_embedding")  # fmt: skip
 MAX_TOKENS = 4096  # the default cap of a window, in teacher tokens (lowered to what the tokenizer supports)
 DEFAULT_CONTEXT_WORDS = 512  # words of article context the teacher reads by default (half before, half after)
 
@@ -101,6 +101,15 @@ def _chunk_outputs(logits, positions, hidden, k: int, pooling: str) -> dict:
         "embedding": hidden[-1] if pooling == "last" else hidden.mean(dim=0),
         "nonfinite": int((~finite).sum()),
     }
+
+
+def mask_uncovered(teacher: dict) -> dict:
+    """Mask the teacher positions past the text a row's target covers (`text_covered`: a row whose audio the
+    collator cut short keeps only the text before the cut), in place; returns `teacher`."""
+    if "teacher_mask" in teacher and "text_covered" in teacher:
+        inside = teacher["teacher_spans"][..., 0] < teacher["text_covered"][:, None]
+        teacher["teacher_mask"] = teacher["teacher_mask"] & inside
+    return teacher
 
 
 def pad_teacher(rows: list[dict | None], device=None) -> dict:
