@@ -74,7 +74,7 @@ def main() -> None:
 
     teacher = cache = None
     collate = dict(text_column=student_args.target, timestamp_ratio=student_args.timestamp_ratio,
-                   cut_ratio=student_args.cut_ratio, seed=args.seed)
+                   cut_ratio=student_args.cut_ratio, seed=args.seed)  # fmt: skip
     if args.teacher_cache:
         cache = TeacherCache(args.teacher_cache)
         vocab_map, coverage = cache.vocab_map(processor.tokenizer)  # from the tokenizer that wrote the cache

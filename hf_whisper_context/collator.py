@@ -137,8 +137,9 @@ class DistillationCollator:
 
     def __call__(self, rows: list[dict]) -> dict:
         encoded = [self._labels(r) for r in rows]
-        audio = [self._audio(r) for r in rows]
-        audio = [a if e[-1] is None else a[: round(e[-1] * SAMPLING_RATE)] for a, e in zip(audio, encoded, strict=True)]
+        cuts = [e[-1] for e in encoded]
+        audio = [self._audio(r) if cut is None else self._audio(r)[: round(cut * SAMPLING_RATE)]
+                 for r, cut in zip(rows, cuts, strict=True)]  # fmt: skip
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         if self.prompt_words:
             encoded = [self._with_prompt(r, *e) for r, e in zip(rows, encoded, strict=True)]
