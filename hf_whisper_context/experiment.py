@@ -58,7 +58,7 @@ class Recipe:
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
-    cut_ratio: float = field(default=0.0, metadata={
+    cut_ratio: float = field(default=0.5, metadata={
         "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
                 "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
@@ -269,13 +269,20 @@ def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[st
     return results
 
 
-def _trained_before(config: ExperimentConfig, name: str) -> tuple[str, list] | None:
+def _trained_before(config: ExperimentConfig, name: str, recipe: Recipe) -> tuple[str, list] | None:
     """The student and log history of run `name` in the grid `students_from`, if it finished there (trained there,
-    or itself taken from an earlier grid)."""
+    or itself taken from an earlier grid) with `recipe`; trained with another recipe, an error. A setting its
+    record lacks was added since, and was off then."""
     folder = Path(config.students_from or "") / "runs" / name
     if not config.students_from or not (folder / "done.json").is_file():
         return None
     done = json.loads((folder / "done.json").read_text())
+    recorded = done.get("recipe", {})
+    differ = {k: (recorded.get(k), v) for k, v in asdict(recipe).items() if (recorded[k] != v if k in recorded else v)}
+    if differ:
+        said = ", ".join(f"{k}={then!r} there, {now!r} here" for k, (then, now) in differ.items())
+        raise ExperimentError(f"{folder} was trained with another recipe ({said}): give this grid the same settings "
+                              f"(e.g. as arm overrides: {name.split('/')[0]}@key=value) or train it anew")  # fmt: skip
     return done.get("student", str(folder / "merged")), done["history"]
 
 
@@ -355,7 +362,7 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         started = time.perf_counter()
         logger.info("run %s", folder)
         arm_recipe = replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
-        before = _trained_before(config, run_name(arm, seed, context))
+        before = _trained_before(config, run_name(arm, seed, context), arm_recipe) if seed is not None else None
         if seed is None:
             model, history = resolve_model(recipe.student, config.cache_dir), []
         elif before:

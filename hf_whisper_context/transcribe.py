@@ -144,10 +144,13 @@ def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None =
     from transformers import pipeline
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from .suppress import mask_once
+
     # ignore_warning: the "chunk_length_s is experimental" notice; the strategy is chosen and stated by the caller
-    return pipeline(
-        "automatic-speech-recognition", model=resolve_model(model, cache), device=device, ignore_warning=True
-    )
+    asr = pipeline("automatic-speech-recognition", model=resolve_model(model, cache), device=device,
+                   ignore_warning=True)  # fmt: skip
+    mask_once(asr.model)  # the suppressed tokens' mask built once per generate call, not at every step
+    return asr
 
 
 def transcribe(audio, asr, decoding: Decoding = Decoding()) -> str:

@@ -58,15 +58,20 @@ def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, caps
     # a run the earlier grid does not have is trained
     again = tmp_path / "again"
     argv_again = [*argv[:5], str(again), *argv[6:], "--students-from", str(out), "--fallback", "--seeds", "0",
-                  "--strategies", "sequential", "--arms", "ce", "ce@learning_rate=0.001"]  # fmt: skip
+                  "--strategies", "sequential", "--arms", "ce", "ce@cut_ratio=1.0"]  # fmt: skip
     assert main(argv_again) == 0
     assert not (again / "runs" / "ce" / "seed0" / "merged").exists()
-    assert (again / "runs" / "ce@learning_rate=0.001" / "seed0" / "merged").is_dir()
+    assert (again / "runs" / "ce@cut_ratio=1.0" / "seed0" / "merged").is_dir()
     record = json.loads((again / "runs" / "ce" / "seed0" / "done.json").read_text())
     assert record["trained_in"] == str(out) and "temperature fallback" in record["decoding"]
+    assert json.loads((again / "runs" / "ce@cut_ratio=1.0" / "seed0" / "done.json").read_text())["recipe"] == {
+        **record["recipe"], "cut_ratio": 1.0}  # fmt: skip
     assert record["student"] == str(out / "runs" / "ce" / "seed0" / "merged")
     assert record["history"] == json.loads((out / "runs" / "ce" / "seed0" / "log_history.json").read_text())
     assert "temperature fallback" in (again / "experiment.md").read_text().splitlines()[0]
+    # a student trained with another recipe is not taken for this one
+    assert main([*argv_again[:-1], "--label_smoothing_factor", "0.2", "--output-dir", str(tmp_path / "other")]) == 1
+    assert "was trained with another recipe (label_smoothing_factor=0.1 there, 0.2 here)" in capsys.readouterr().err
 
     # another corpus may train the students (more voices), but never on an article this grid evaluates
     leaky = tmp_path / "leaky"

@@ -27,7 +27,7 @@ def _padded(problems, n_pad, m_pad):
 @pytest.mark.parametrize("eps", [1.0, 0.1, 0.05, 0.01])
 def test_batched_plans_equal_pot_per_sample(eps):
     rng = np.random.default_rng(int(eps * 1000))
-    problems = [_problem(rng) for _ in range(12)]  # 4 x 12 = 48 random masked problems
+    problems = [_problem(rng) for _ in range(8)]  # 4 x 8 = 32 random masked problems
     cost, rows, cols = _padded(problems, 20, 24)
     plan = sinkhorn(cost, rows, cols, eps=eps, n_iters=30000, tol=1e-6)
     for i, (c, n, m) in enumerate(problems):

@@ -51,15 +51,15 @@ def _model():
     return WhisperForConditionalGeneration(tiny_whisper_config())
 
 
-def _trainer(parts, out, rows=None, **overrides):
+def _trainer(parts, out, rows=None, collator=None, **overrides):
     settings = dict(output_dir=str(out), per_device_train_batch_size=2, learning_rate=3e-3, max_steps=4,
                     logging_steps=1, save_strategy="no", report_to=[], seed=0, label_smoothing_factor=0.1,
                     kd_weight=0.5, ot_weight=0.1, rep_weight=0.2, use_cpu=True, dataloader_num_workers=0)  # fmt: skip
     settings.update(overrides)
     args = ContextDistillTrainingArguments(**settings)
+    collator = collator or DistillationCollator(parts.processor, parts.cache)
     return ContextDistillTrainer(model=_model(), args=args, train_dataset=parts.rows if rows is None else rows,
-                                 vocab_map=parts.vocab_map, teacher_dim=16,
-                                 data_collator=DistillationCollator(parts.processor, parts.cache))  # fmt: skip
+                                 vocab_map=parts.vocab_map, teacher_dim=16, data_collator=collator)  # fmt: skip
 
 
 def _losses(trainer):
@@ -168,6 +168,29 @@ def test_live_teacher_gives_the_cached_losses(parts, tmp_path):
     a, b = _losses(cached)[0], _losses(live)[0]
     for term in ("ce", "kd_ot", "ot_cost", "rep"):  # the cache stores fp16: equal up to that rounding
         assert b[term] == pytest.approx(a[term], rel=2e-2, abs=1e-3), term
+
+
+def test_rows_cut_mid_chunk_distil_the_same_from_the_cache_and_the_live_teacher(parts, tmp_path):
+    """Every row cut after its first segment (`cut_ratio=1`): both teacher paths mask the positions past the kept
+    text alike, and every term stays finite."""
+    rows = []
+    for r in parts.rows:
+        words = r["text"].split()
+        half = len(words) // 2
+        segments = f"<|0.00|> {' '.join(words[:half])}<|0.80|><|0.90|> {' '.join(words[half:])}<|1.80|>"
+        rows.append({**r, "text_segments": segments})
+    cut = dict(timestamp_ratio=1.0, cut_ratio=1.0)
+    cached = _trainer(parts, tmp_path / "cached", rows, DistillationCollator(parts.processor, parts.cache, **cut),
+                      max_steps=1, ot_k=8)  # fmt: skip
+    collator = DistillationCollator(parts.processor, teacher_tokenizer=parts.teacher_tokenizer, **cut)
+    live = ContextDistillTrainer(model=_model(), args=cached.args, train_dataset=rows, vocab_map=parts.vocab_map,
+                                 teacher_dim=16, teacher=parts.teacher, data_collator=collator)  # fmt: skip
+    assert all(collator._draw(r)[1] is not None for r in rows)
+    cached.train()
+    live.train()
+    a, b = _losses(cached)[0], _losses(live)[0]
+    for term in ("ce", "kd_ot", "ot_cost", "rep"):
+        assert np.isfinite(a[term]) and b[term] == pytest.approx(a[term], rel=2e-2, abs=1e-3), term
 
 
 def test_lora_trains_adapters_projector_and_tag_rows_only(parts, tmp_path):

@@ -95,3 +95,36 @@ def test_cli_transcribes_speech(clips, tmp_path):
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     wer = jiwer.wer(norm(reference), norm(done.stdout))
     assert wer < 0.35, (done.stdout, wer)
+
+
+def test_suppressed_tokens_masked_once_give_the_same_scores_and_text(clips, tiny_en):
+    """`mask_once`: the processors that build their mask once give transformers' scores, and a long-form pipeline
+    (which `load_asr_pipeline` gives) the same tokens as the plain model."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers.generation.logits_process import (
+        SuppressTokensAtBeginLogitsProcessor,
+        SuppressTokensLogitsProcessor,
+    )
+
+    from hf_whisper_context.suppress import _faster, mask_once
+    from hf_whisper_context.transcribe import load_asr_pipeline
+
+    scores, tokens = torch.randn(2, 100), [3, 7, 99]
+    for plain in (SuppressTokensLogitsProcessor(tokens), SuppressTokensAtBeginLogitsProcessor(tokens, begin_index=4)):
+        once = _faster(plain)
+        assert type(once) is not type(plain) and isinstance(once, type(plain))
+        for length in (3, 4, 4):  # before the begin index, at it, and at it again (the mask reused)
+            ids = torch.zeros(2, length, dtype=torch.long)
+            assert torch.equal(once(ids, scores.clone()), plain(ids, scores.clone()))
+
+    processor = WhisperProcessor.from_pretrained(tiny_en)
+    features = processor(load_audio(clips[0][0]), sampling_rate=16_000, return_tensors="pt")
+    outputs = []
+    for once in (False, True):
+        model = WhisperForConditionalGeneration.from_pretrained(tiny_en).eval()
+        if once:
+            mask_once(model)
+        outputs.append(model.generate(**features, return_timestamps=True, num_beams=1, do_sample=False))
+    assert torch.equal(outputs[0], outputs[1])
+    assert load_asr_pipeline(tiny_en).model._retrieve_logit_processors.masks_once

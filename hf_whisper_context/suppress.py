@@ -1,0 +1,65 @@
+"""Whisper's suppressed tokens, masked with a mask built once per `generate` call instead of at every step.
+
+transformers' `SuppressTokensLogitsProcessor` and `SuppressTokensAtBeginLogitsProcessor` rebuild their mask at every
+decoding step (`isin` of the whole vocabulary, ~52k ids, against the suppressed ones): on a CPU that costs about as
+much as a step of Whisper tiny itself. `mask_once(model)` makes the model's `generate` use processors that build it
+on their first step and reuse it: the same scores, in the same place of the processor list, so the same text.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.generation.logits_process import (
+    SuppressTokensAtBeginLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+)
+
+
+class _MaskOnce:
+    _mask: torch.Tensor | None = None
+
+    def _suppressed(self, scores: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        mask = self._mask
+        if mask is None or mask.shape[-1] != scores.shape[-1] or mask.device != scores.device:
+            vocab = torch.arange(scores.shape[-1], device=scores.device)
+            mask = self._mask = torch.isin(vocab, tokens.to(scores.device))
+        return scores.masked_fill(mask, -float("inf"))
+
+
+class SuppressOnce(_MaskOnce, SuppressTokensLogitsProcessor):
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        return self._suppressed(scores, self.suppress_tokens)
+
+
+class SuppressAtBeginOnce(_MaskOnce, SuppressTokensAtBeginLogitsProcessor):
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] != self.begin_index:
+            return scores
+        return self._suppressed(scores, self.begin_suppress_tokens)
+
+
+_FASTER = {SuppressTokensLogitsProcessor: SuppressOnce, SuppressTokensAtBeginLogitsProcessor: SuppressAtBeginOnce}
+
+
+def _faster(processor):
+    kind = _FASTER.get(type(processor))
+    if kind is None:
+        return processor
+    faster = kind.__new__(kind)
+    faster.__dict__.update(processor.__dict__)  # the suppressed ids, the begin index
+    return faster
+
+
+def mask_once(model) -> None:
+    """Swap the suppressing processors a Whisper model's `generate` builds for ones that build their mask once. A
+    model whose transformers has no such step (`_retrieve_logit_processors`) is left as it is."""
+    retrieve = getattr(model, "_retrieve_logit_processors", None)
+    if retrieve is None or getattr(retrieve, "masks_once", False):
+        return
+
+    def retrieve_masking_once(*args, **kwargs):
+        processors = retrieve(*args, **kwargs)
+        return None if processors is None else [_faster(p) for p in processors]
+
+    retrieve_masking_once.masks_once = True
+    model._retrieve_logit_processors = retrieve_masking_once
