@@ -278,11 +278,13 @@ def _trained_before(config: ExperimentConfig, name: str, recipe: Recipe) -> tupl
         return None
     done = json.loads((folder / "done.json").read_text())
     recorded = done.get("recipe", {})
-    differ = {k: (recorded.get(k), v) for k, v in asdict(recipe).items() if (recorded[k] != v if k in recorded else v)}
+    then = {k: recorded[k] if k in recorded else type(v)() for k, v in asdict(recipe).items()}  # absent: off
+    differ = {k: v for k, v in asdict(recipe).items() if then[k] != v}
     if differ:
-        said = ", ".join(f"{k}={then!r} there, {now!r} here" for k, (then, now) in differ.items())
-        raise ExperimentError(f"{folder} was trained with another recipe ({said}): give this grid the same settings "
-                              f"(e.g. as arm overrides: {name.split('/')[0]}@key=value) or train it anew")  # fmt: skip
+        said = ", ".join(f"{k}={then[k]!r} there, {v!r} here" for k, v in differ.items())
+        flags = " ".join(f"--{k} {then[k]}" for k in differ)
+        raise ExperimentError(f"{folder} was trained with another recipe ({said}): run this grid with its settings "
+                              f"({flags}) or train it anew")  # fmt: skip
     return done.get("student", str(folder / "merged")), done["history"]
 
 
