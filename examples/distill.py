@@ -4,7 +4,7 @@
     hf-whisper-context teacher cache --data outputs/corpus --output-dir outputs/teacher_cache
     accelerate launch examples/distill.py --data outputs/corpus --teacher_cache outputs/teacher_cache/train \\
         --output_dir outputs/distilled --max_steps 150 --per_device_train_batch_size 4 --learning_rate 1e-4 \\
-        --lora_r 32 --lora_alpha 64 --timestamp_ratio 0.5 --cut_ratio 0.5 --predict_with_generate
+        --lora_r 32 --lora_alpha 64 --timestamp_ratio 0.5 --predict_with_generate
     accelerate launch examples/distill.py --dataset my_speech --group_by recording --order_by position \\
         --output_dir outputs/distilled --max_steps 150 ...   # any `datasets` corpus, the live teacher reading
         # each row's neighbours (or --teacher_cache from `examples/cache_teacher.py --dataset my_speech ...`)
@@ -44,7 +44,7 @@ class StudentArguments:
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
-    cut_ratio: float = field(default=0.5, metadata={
+    cut_ratio: float = field(default=0.0, metadata={
         "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
                 "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
     context_words: int = field(default=DEFAULT_CONTEXT_WORDS, metadata={"help": "Live teacher: words of context."})

@@ -58,7 +58,7 @@ class Recipe:
         default=0.5,
         metadata={"help": "Share of chunks trained on timestamped targets (long-form decoding asks for timestamps)."},
     )
-    cut_ratio: float = field(default=0.5, metadata={
+    cut_ratio: float = field(default=0.0, metadata={
         "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
                 "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
