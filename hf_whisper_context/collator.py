@@ -74,8 +74,10 @@ class DistillationCollator:
         rng = random.Random(self.seed * 1_000_003 + int(key))
         if rng.random() >= self.timestamp_ratio:
             return False, None
+        if self.cut_ratio <= 0 or rng.random() >= self.cut_ratio:
+            return True, None
         segments = _segment_times(row[f"{self.text_column}_segments"])
-        if self.cut_ratio <= 0 or rng.random() >= self.cut_ratio or len(segments) < 2:
+        if len(segments) < 2:
             return True, None
         return True, rng.uniform(segments[0][1], segments[-1][1])  # after the first segment, before the last ends
 
