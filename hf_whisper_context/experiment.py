@@ -346,6 +346,8 @@ def _claim(folder: Path) -> bool:
 
 def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
     """Run (or resume) every planned run, then write `experiment.json`, `experiment.md` and plots."""
+    import torch
+
     from .data.dataset import load_swc
     from .transcribe import resolve_model
 
@@ -383,6 +385,7 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(arm_recipe),
                 "trained_in": config.students_from if seed is not None and before else None,
                 "student": str(model), "decoding": decoding(config).describe(),
+                "threads": torch.get_num_threads(),  # CPU results are bit for bit only at the same thread count
                 "seconds": time.perf_counter() - started, "history": history, "results": paths}  # fmt: skip
         atomic_write(folder / "done.json", json.dumps(done, indent=2))
         (folder / CLAIM).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from hf_whisper_context.cli import main
 from hf_whisper_context.data.dataset import load_swc
@@ -64,6 +65,7 @@ def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, caps
     assert (again / "runs" / "ce@cut_ratio=1.0" / "seed0" / "merged").is_dir()
     record = json.loads((again / "runs" / "ce" / "seed0" / "done.json").read_text())
     assert record["trained_in"] == str(out) and "temperature fallback" in record["decoding"]
+    assert record["threads"] == torch.get_num_threads()
     assert json.loads((again / "runs" / "ce@cut_ratio=1.0" / "seed0" / "done.json").read_text())["recipe"] == {
         **record["recipe"], "cut_ratio": 1.0}  # fmt: skip
     assert record["student"] == str(out / "runs" / "ce" / "seed0" / "merged")
