@@ -44,3 +44,18 @@ def quantization_config(quantization: str | dict | None, compute_dtype: str = "b
             "`pip install 'hf_whisper_context[gpu]'` (bitsandbytes >= 0.48; CUDA, or the CPU), or load unquantized"
         )
     return config
+
+
+def guard_cpu_kernels(model):
+    """Keep bitsandbytes' generic CPU path for 4-bit layers its AVX512-BF16 kernel cannot take; returns `model`.
+
+    On a CPU with AVX512-BF16, bitsandbytes (0.50) repacks a 4-bit layer's weights on its first inference forward, and
+    the repacking fails with a reshape error when the layer's input width is not a multiple of the quantization block
+    (64): tiny models, or odd widths. Those layers are left on the generic path; every other layer keeps the kernel.
+    """
+    for module in model.modules():
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if state is not None and getattr(module, "support_avx512bf16_for_cpu", False):
+            if module.in_features % state.blocksize:
+                module.support_avx512bf16_for_cpu = False
+    return model

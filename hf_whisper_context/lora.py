@@ -54,7 +54,7 @@ def load_student(name_or_path, quantization: str | None = None, cache=None):
     LoRA adapters only (`lora_r`); `hub.save_student` merges them into the unquantized base."""
     from transformers import WhisperForConditionalGeneration
 
-    from .bnb import quantization_config
+    from .bnb import guard_cpu_kernels, quantization_config
     from .transcribe import resolve_model
 
     path = resolve_model(name_or_path, cache)
@@ -68,7 +68,7 @@ def load_student(name_or_path, quantization: str | None = None, cache=None):
         path, quantization_config=quantization_config(quantization, "bfloat16" if cuda else "float32"),
         device_map={"": PartialState().local_process_index if cuda else "cpu"},
     )  # fmt: skip
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return prepare_model_for_kbit_training(guard_cpu_kernels(model), use_gradient_checkpointing=False)
 
 
 def is_quantized(model) -> bool:

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..bnb import quantization_config
+from ..bnb import guard_cpu_kernels, quantization_config
 from ..data.entities import add_tag_tokens
 from ..lora import train_rows_only
 from ..tags import CLOSING_TAG_TOKENS, TAG_ROWS_FILE, TAG_TOKENS
@@ -103,8 +103,12 @@ def adapt_teacher(train_texts: list[str], output_dir: str | Path, teacher: str =
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
     bf16 = auto_dtype() == "bfloat16"
-    model = AutoModelForCausalLM.from_pretrained(
-        path, quantization_config=quantization_config(quantization), dtype=torch.bfloat16 if bf16 else torch.float32
+    model = guard_cpu_kernels(
+        AutoModelForCausalLM.from_pretrained(
+            path,
+            quantization_config=quantization_config(quantization),
+            dtype=torch.bfloat16 if bf16 else torch.float32,
+        )
     )
     added = add_tag_tokens(tokenizer, model)
     if quantization:

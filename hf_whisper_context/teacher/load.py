@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..bnb import quantization_config
+from ..bnb import guard_cpu_kernels, quantization_config
 from ..errors import HfWhisperContextError
 from ..tags import TAG_ROWS_FILE
 
@@ -86,8 +86,10 @@ def load_teacher(name_or_path="smollm2-135m", quantization=None, gguf_file=None,
     tokenizer = AutoTokenizer.from_pretrained(
         adapter or path, **{k: v for k, v in kwargs.items() if k != "device_map"}
     )
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype), quantization_config=quantization_config(quantization), **kwargs
+    model = guard_cpu_kernels(
+        AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), quantization_config=quantization_config(quantization), **kwargs
+        )
     )
     if model.config.model_type not in LLAMA_FAMILY:
         logger.warning("teacher model type %r is not of the LLaMA family; proceeding", model.config.model_type)
