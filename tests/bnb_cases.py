@@ -29,7 +29,7 @@ def _run(*argv):
 
 def test_a_teacher_loads_in_4_bits_and_names_the_package_it_needs(tiny_models, monkeypatch):
     """bitsandbytes quantizes on the CPU too (slowly): the tiny teacher in NF4 predicts like the float32 one (on a CPU
-    with AVX512-BF16 too, whose repacking kernel cannot take the tiny model's 16-wide layers: `guard_cpu_kernels`)."""
+    with AVX512-BF16 too, whose repacking kernel cannot take the tiny model's narrow layers: `guard_cpu_kernels`)."""
     from hf_whisper_context.teacher.load import load_teacher
 
     quantized, tokenizer = load_teacher(tiny_models / "teacher", quantization="4bit")
