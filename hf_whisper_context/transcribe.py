@@ -17,7 +17,13 @@ from .tags import balance
 logger = logging.getLogger(__name__)
 
 WHISPER_WINDOW_S = 30
-BLOCK_S = 600.0  # long audio is read and transcribed 10 minutes at a time
+# Long audio is read and transcribed 30 minutes at a time, so an article of up to half an hour is decoded whole,
+# as Whisper's own long-form algorithm decodes a file. A cut between blocks leaves the block's last window holding
+# only the audio before the cut (a fraction of a second of pause, padded to 30 s): a fine-tuned student can fill it
+# with a hallucinated loop that every temperature of the fallback fails on (measured: "End by" for 30 s at a 10 min
+# cut; decoded whole, the same window is transcribed correctly and nothing falls back). Peak memory of a block:
+# about 0.8 GB of log-mel features for 30 minutes.
+BLOCK_S = 1800.0
 
 
 @dataclass(frozen=True)
