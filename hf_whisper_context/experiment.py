@@ -69,6 +69,9 @@ class Recipe:
     train_data: str | None = field(default=None, metadata={
         "help": "Corpus whose train split trains the students (e.g. the same articles in more voices, "
                 "`corpus build --voices`); none of its training articles may be evaluated here."})  # fmt: skip
+    select_every: int = field(default=0, metadata={
+        "help": "Save the student every N steps and keep the saved one (or the last) with the lowest normalised "
+                "WER on the dev split (`validation`, whole articles, sequential decoding); 0: the last."})  # fmt: skip
 
 
 @dataclass
@@ -152,6 +155,11 @@ def _settable() -> set[str]:
     return _recipe_fields() | {f.name for f in fields(ContextDistillTrainingArguments)}
 
 
+def _recipe_of(recipe: Recipe, arm: str) -> Recipe:
+    """`recipe` with the arm's overrides of its fields."""
+    return replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
+
+
 def uses_teacher(arm: str) -> bool:
     name, overrides = parse_arm(arm)
     weights = {**(ARMS[name] or {}), **overrides}
@@ -171,11 +179,11 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     from .data.dataset import with_audio
     from .hub import save_student
     from .student_tags import insert_tag_tokens, tag_ids
-    from .trainer import ContextDistillTrainer
+    from .trainer import ContextDistillTrainer, SaveStudentEvery
     from .transcribe import is_multilingual, resolve_model
 
     name, overrides = parse_arm(arm)
-    recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in _recipe_fields()})
+    recipe = _recipe_of(recipe, arm)
     weights = {**ARMS[name], **{k: v for k, v in overrides.items() if k not in _recipe_fields()}}
     set_seed(seed)
     student = resolve_model(recipe.student, cache_dir)
@@ -211,6 +219,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
                                     processing_class=processor, data_collator=collator,
                                     trainable_token_ids=trainable_rows, **extra)  # fmt: skip
+    if recipe.select_every:
+        trainer.add_callback(SaveStudentEvery(recipe.select_every, processor, out / "steps"))
     trainer.train()
     trainer.model.eval()
     saved = {form: save_student(trainer.model, processor, folder, form, overwrite=True)
@@ -221,6 +231,31 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
             "settings": {"student": recipe.student, "arm": arm, "tagged": recipe.tagged,
                          "timestamp_ratio": recipe.timestamp_ratio, "cut_ratio": recipe.cut_ratio,
                          **settings}}  # fmt: skip
+
+
+def candidates(folder: Path, steps: int) -> dict[int, Path]:
+    """The students a run with `select_every` saved: {step: folder}, the last step's being the run's `merged`."""
+    saved = {int(p.name.removeprefix("step")): p for p in (folder / "steps").glob("step*") if p.is_dir()}
+    return dict(sorted({**saved, steps: folder / "merged"}.items()))
+
+
+def select_checkpoint(config: ExperimentConfig, folder: Path, steps: int) -> dict:
+    """The candidate with the lowest normalised WER on the dev split (the last step among equals), decoded as the
+    grid decodes but sequentially (Whisper's long-form algorithm): {"step", "student", "split", "wer": {step: WER}}.
+    """
+    from .evaluation import evaluate_longform
+
+    found = candidates(folder, steps)
+    results = evaluate_longform(list(found.values()), config.data, SELECT_SPLIT, ("sequential",), folder / "select",
+                                decoding(config), config.eval_batch_size, labels=[f"step{s}" for s in found],
+                                cache=config.cache_dir, num_proc=config.eval_num_proc)  # fmt: skip
+    wer = {step: results["runs"][f"step{step} (sequential)"]["summary"]["wer"] for step in found}
+    chosen = min(found, key=lambda step: (wer[step], -step))
+    logger.info("dev WER by step %s: step %d kept", wer, chosen)
+    return {"step": chosen, "student": str(found[chosen]), "split": SELECT_SPLIT, "wer": wer}
+
+
+SELECT_SPLIT = "validation"  # the dev split of whole articles: checkpoints are never chosen on the test split
 
 
 def text_column(recipe: Recipe) -> str:
@@ -358,14 +393,19 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
     data = load_swc(config.data)
     if config.eval_split not in data:
         raise ExperimentError(f"{config.data} has no {config.eval_split!r} split (splits: {', '.join(data)})")
+    if any(_recipe_of(recipe, arm).select_every for arm in config.arms):
+        if SELECT_SPLIT not in data or config.eval_split == SELECT_SPLIT:
+            raise ExperimentError(f"select_every chooses each student on {config.data}'s {SELECT_SPLIT!r} split: "
+                                  f"it needs one (corpus build makes it), and the grid must evaluate another "
+                                  f"(--eval-split test)")  # fmt: skip
     caches, trains = {}, {}
     for arm, seed, context in plan(config):
         folder = out / "runs" / run_name(arm, seed, context)
         if (folder / "done.json").is_file() or not _claim(folder):
             continue  # finished, or being run by another live process on the same grid
-        started = time.perf_counter()
+        started, selection = time.perf_counter(), None
         logger.info("run %s", folder)
-        arm_recipe = replace(recipe, **{k: v for k, v in parse_arm(arm)[1].items() if k in _recipe_fields()})
+        arm_recipe = _recipe_of(recipe, arm)
         before = _trained_before(config, run_name(arm, seed, context), arm_recipe) if seed is not None else None
         if seed is None:
             model, history = resolve_model(recipe.student, config.cache_dir), []
@@ -380,11 +420,14 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
             trained = train_student(recipe, arm, trains[key[2]], folder, caches.get(key), seed,
                                     cache_dir=config.cache_dir)  # fmt: skip
             model, history = trained["merged"], trained["history"]
+            if arm_recipe.select_every:
+                selection = select_checkpoint(config, folder, arm_recipe.steps)
+                model = Path(selection["student"])
         results = _evaluate(config, model, arm, folder)
         paths = {name: str(folder / "eval" / name / "results.json") for name in results}
         done = {"arm": arm, "seed": seed, "context_words": context, "recipe": asdict(arm_recipe),
                 "trained_in": config.students_from if seed is not None and before else None,
-                "student": str(model), "decoding": decoding(config).describe(),
+                "student": str(model), "selection": selection, "decoding": decoding(config).describe(),
                 "threads": torch.get_num_threads(),  # CPU results are bit for bit only at the same thread count
                 "seconds": time.perf_counter() - started, "history": history, "results": paths}  # fmt: skip
         atomic_write(folder / "done.json", json.dumps(done, indent=2))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import Seq2SeqTrainer
+from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
 from .errors import ConfigError, HfWhisperContextError
@@ -388,3 +388,17 @@ def freeze_encoder(model, keep_last: int) -> None:
         layer.requires_grad_(True)
     if keep_last > 0:
         encoder.layer_norm.requires_grad_(True)
+
+
+class SaveStudentEvery(TrainerCallback):
+    """Saves the student, merged (`hub.save_student`), in `folder/step<N>` every `every` steps before the last: the
+    candidates of a checkpoint selection (the experiment harness's `select_every`; the last step is the run's own)."""
+
+    def __init__(self, every: int, processor, folder: str | Path):
+        self.every, self.processor, self.folder = every, processor, Path(folder)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        from .hub import save_student
+
+        if state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            save_student(model, self.processor, self.folder / f"step{state.global_step}", overwrite=True)

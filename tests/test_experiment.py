@@ -87,3 +87,35 @@ def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, caps
     (leaky / "splits.json").write_text(json.dumps(splits))
     assert main([*argv_again[:-3], "--arms", f"ce@train_data={leaky}"]) == 1
     assert f"train_data {leaky} trains on ['{tested}'], which {corpus} evaluates" in capsys.readouterr().err
+
+
+def test_checkpoint_selection_on_the_dev_split(corpus, tiny_models, tmp_path, capsys):
+    """`select_every` saves the student every N steps, transcribes each saved one and the last on the dev articles,
+    and keeps the lowest WER; the grid must then evaluate another split."""
+    data = tmp_path / "corpus"  # the fixture's four articles: two train, one validation, one test
+    data.mkdir()
+    for article in corpus.iterdir():
+        if article.is_dir():
+            (data / article.name).symlink_to(article)
+    names = sorted(p.name for p in corpus.iterdir() if p.is_dir())
+    (data / "splits.json").write_text(json.dumps({"train": names[:2], "validation": names[2:3], "test": names[3:]}))
+    out = tmp_path / "exp"
+    argv = ["experiment", "--quick", "--data", str(data), "--output-dir", str(out), "--student",
+            str(tiny_models / "student"), "--eval-batch-size", "2", "--seeds", "0", "--strategies", "sequential",
+            "--arms", "ce@select_every=2"]  # fmt: skip
+    assert main(argv) == 0
+    run = out / "runs" / "ce@select_every=2" / "seed0"
+    done = json.loads((run / "done.json").read_text())
+    selection = done["selection"]
+    assert selection["split"] == "validation" and set(selection["wer"]) == {"2", "4"}  # quick: 4 steps
+    assert selection["wer"][str(selection["step"])] == min(selection["wer"].values())
+    chosen = run / ("merged" if selection["step"] == 4 else "steps/step2")
+    assert done["student"] == selection["student"] == str(chosen)
+    assert (run / "steps" / "step2" / "model.safetensors").is_file()
+    evaluated = json.loads((run / "eval" / "corpus" / "results.json").read_text())
+    assert evaluated["split"] == "test"
+    assert evaluated["runs"]["ce@select_every=2 (sequential)"]["model"] == str(chosen)
+
+    capsys.readouterr()
+    assert main([*argv, "--eval-split", "validation", "--output-dir", str(tmp_path / "biased")]) == 1
+    assert "select_every chooses each student on" in capsys.readouterr().err
