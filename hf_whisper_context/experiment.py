@@ -233,19 +233,19 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
                          **settings}}  # fmt: skip
 
 
-def candidates(folder: Path, steps: int) -> dict[int, Path]:
-    """The students a run with `select_every` saved: {step: folder}, the last step's being the run's `merged`."""
-    saved = {int(p.name.removeprefix("step")): p for p in (folder / "steps").glob("step*") if p.is_dir()}
-    return dict(sorted({**saved, steps: folder / "merged"}.items()))
+SELECT_SPLIT = "validation"  # the dev split of whole articles: checkpoints are never chosen on the test split
 
 
-def select_checkpoint(config: ExperimentConfig, folder: Path, steps: int) -> dict:
-    """The candidate with the lowest normalised WER on the dev split (the last step among equals), decoded as the
-    grid decodes but sequentially (Whisper's long-form algorithm): {"step", "student", "split", "wer": {step: WER}}.
-    """
+def select_checkpoint(config: ExperimentConfig, folder: Path, recipe: Recipe) -> dict:
+    """Of the students a run with `recipe.select_every` saved (`trainer.SaveStudentEvery`) and its last (`merged`),
+    the one with the lowest normalised WER on the dev split (the last step among equals), decoded as the grid decodes
+    but sequentially (Whisper's long-form algorithm): {"step", "student", "split", "wer": {step: WER}}."""
     from .evaluation import evaluate_longform
+    from .trainer import SaveStudentEvery
 
-    found = candidates(folder, steps)
+    found = {step: SaveStudentEvery.folder_of(folder / "steps", step)
+             for step in range(recipe.select_every, recipe.steps, recipe.select_every)}  # fmt: skip
+    found[recipe.steps] = folder / "merged"
     results = evaluate_longform(list(found.values()), config.data, SELECT_SPLIT, ("sequential",), folder / "select",
                                 decoding(config), config.eval_batch_size, labels=[f"step{s}" for s in found],
                                 cache=config.cache_dir, num_proc=config.eval_num_proc)  # fmt: skip
@@ -253,9 +253,6 @@ def select_checkpoint(config: ExperimentConfig, folder: Path, steps: int) -> dic
     chosen = min(found, key=lambda step: (wer[step], -step))
     logger.info("dev WER by step %s: step %d kept", wer, chosen)
     return {"step": chosen, "student": str(found[chosen]), "split": SELECT_SPLIT, "wer": wer}
-
-
-SELECT_SPLIT = "validation"  # the dev split of whole articles: checkpoints are never chosen on the test split
 
 
 def text_column(recipe: Recipe) -> str:
@@ -421,7 +418,7 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
                                     cache_dir=config.cache_dir)  # fmt: skip
             model, history = trained["merged"], trained["history"]
             if arm_recipe.select_every:
-                selection = select_checkpoint(config, folder, arm_recipe.steps)
+                selection = select_checkpoint(config, folder, arm_recipe)
                 model = Path(selection["student"])
         results = _evaluate(config, model, arm, folder)
         paths = {name: str(folder / "eval" / name / "results.json") for name in results}

@@ -401,4 +401,9 @@ class SaveStudentEvery(TrainerCallback):
         from .hub import save_student
 
         if state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            save_student(model, self.processor, self.folder / f"step{state.global_step}", overwrite=True)
+            save_student(model, self.processor, self.folder_of(self.folder, state.global_step), overwrite=True)
+
+    @staticmethod
+    def folder_of(folder: str | Path, step: int) -> Path:
+        """Where the student of `step` is saved under `folder`."""
+        return Path(folder) / f"step{step}"
