@@ -12,7 +12,10 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
   the timestamped rows has its audio cut at a random point after its first segment, as Whisper's long-form decoding
   cuts speech at the end of every 30 s window, and its target ends as Whisper's own training targets do there: the
   segments that ended before the cut, then the start time of the one the cut interrupts (a decoder that ends on a
-  closed segment is taken to have heard everything and skips the rest of the window);
+  closed segment is taken to have heard everything and skips the rest of the window). With `window_ratio` > 0 that
+  share of the timestamped rows is trained on its `window` instead (rows of `load_swc`): the 30 s of audio from the
+  chunk's start, speech running on past the chunk as in a long-form window, and its target (the segments that end
+  inside it, then the start time of one its end interrupts); the words past the chunk's text are not distilled;
 - `distill_mask` (B, L): True on the text tokens (what the teacher knows about); `student_spans` (B, L, 2): their
   character spans in the text; `text_lengths` (B,); `text_covered` (B,): the characters of the text the target
   covers (all of it, but on a cut row: the teacher's positions past it are not distilled);
@@ -39,6 +42,8 @@ import numpy as np
 import torch
 
 from .audio import SAMPLING_RATE, decode_source
+from .data.dataset import chunk_audio
+from .errors import ConfigError
 from .student_tags import tag_ids
 from .tags import space_after_opening_tags
 from .teacher.cache import CacheError
@@ -61,44 +66,55 @@ class DistillationCollator:
     prompt_words: int = 0  # > 0: condition on the previous text (last N words of `context_before`) as a prompt
     timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
     cut_ratio: float = 0.0  # share of the timestamped rows whose audio is cut inside the chunk (long-form windows)
-    seed: int = 0  # which rows get timestamped targets, which are cut and where
+    window_ratio: float = 0.0  # share of the timestamped rows trained on the 30 s window from the chunk's start
+    seed: int = 0  # which rows get timestamped targets, which are windows or cut, and where
     _tag_ids: frozenset | None = field(default=None, init=False, repr=False)
     _warned_rate: bool = field(default=False, init=False, repr=False)
 
-    def _draw(self, row: dict) -> tuple[bool, float | None]:
-        """Whether the row is trained on its timestamped target, and the second its audio is cut at (None: not cut);
-        drawn from the seed and the row, so every epoch and process draws the same."""
+    def _draw(self, row: dict) -> tuple[bool, float | None, bool]:
+        """Whether the row is trained on its timestamped target, the second its audio is cut at (None: not cut) and
+        whether on its 30 s window; drawn from the seed and the row, so every epoch and process draws the same."""
         if self.timestamp_ratio <= 0:
-            return False, None
+            return False, None, False
         key = row.get("row_index", zlib.crc32(row[self.text_column].encode("utf-8", "surrogatepass")))
         rng = random.Random(self.seed * 1_000_003 + int(key))
         if rng.random() >= self.timestamp_ratio:
-            return False, None
+            return False, None, False
+        if self.window_ratio > 0 and rng.random() < self.window_ratio:
+            if row.get("window") is None:
+                raise ConfigError("window_ratio > 0 trains rows on the 30 s window from their start: the rows need "
+                                  "the `window` column that `load_swc` writes (rows of `prepare_dataset` have none); "
+                                  "set window_ratio=0 for them")  # fmt: skip
+            # a window in which no segment ends (one phrase over 30 s) has no target Whisper would write: the chunk
+            return True, None, bool(row["window"][f"{self.text_column}_segments"])
         if self.cut_ratio <= 0 or rng.random() >= self.cut_ratio:
-            return True, None
+            return True, None, False
         segments = _segment_times(row[f"{self.text_column}_segments"])
         if len(segments) < 2:
-            return True, None
-        return True, rng.uniform(segments[0][1], segments[-1][1])  # after the first segment, before the last ends
+            return True, None, False
+        return True, rng.uniform(segments[0][1], segments[-1][1]), False  # after the first segment, before the end
 
     def _timestamped(self, row: dict) -> bool:
         return self._draw(row)[0]
 
-    def _labels(self, row: dict):
-        """Label ids, character spans in the row's text, the mask of text tokens (what the teacher knows), the
-        characters of the text the target covers and the second the audio is cut at (None: not cut)."""
+    def _labels(self, row: dict, draw: tuple[bool, float | None, bool]):
+        """Label ids, character spans in the row's text, the mask of text tokens (what the teacher knows) and the
+        characters of the text the target covers, for the row as `draw`n (`_draw`)."""
         tokenizer = self.processor.tokenizer
         text = row[self.text_column].strip()
         prefix = tokenizer.prefix_tokens[1:]  # the decoder-start token is added by the model
-        timestamped, cut = self._draw(row)
+        timestamped, cut, window = draw
         covered = len(text)
         if timestamped:
-            target = space_after_opening_tags(row[f"{self.text_column}_segments"])
+            source = row["window"] if window else row  # a window's text begins with the chunk's
+            target = space_after_opening_tags(source[f"{self.text_column}_segments"])
             prefix = [t for t in prefix if t != tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
-            to_text = _offsets_in(text, target)
+            to_text = _offsets_in(source[self.text_column].strip(), target)
             if cut is not None:
                 target, closed_end = _cut_target(target, cut)
                 covered = to_text(closed_end)
+            if window:
+                covered = min(covered, to_text(len(_TRAILING_TIMESTAMPS.sub("", target))))
         else:
             target, to_text = " " + space_after_opening_tags(text), lambda i: max(0, i - 1)
         enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
@@ -109,9 +125,10 @@ class DistillationCollator:
         for token, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
             # text tokens and entity tags (the teacher predicts both), not timestamps or other special tokens
             is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>") or token in self._tag_ids
+            is_text = is_text and not (window and to_text(e) > len(text))  # a window's words past the chunk's
             spans.append((to_text(s), to_text(e)) if is_text else (0, 0))
             mask.append(is_text)
-        return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)], covered, cut
+        return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)], covered
 
     def _with_prompt(self, row: dict, ids: list, spans: list, mask: list, *rest):
         """Prepend the previous text: decoder inputs `<|startofprev|> prompt <|startoftranscript|> ids[:-1]`; the
@@ -137,11 +154,18 @@ class DistillationCollator:
             self._warned_rate = True
         return decode_source({"array": value["array"], "sampling_rate": rate, "path": value.get("path")})
 
+    def _drawn_audio(self, row: dict, draw: tuple[bool, float | None, bool]) -> np.ndarray:
+        """The audio the row is trained on: the chunk's, cut at the drawn second, or its 30 s window's (read here,
+        only for the rows drawn)."""
+        _, cut, window = draw
+        if window:
+            return chunk_audio(row["window"])
+        return self._audio(row) if cut is None else self._audio(row)[: round(cut * SAMPLING_RATE)]
+
     def __call__(self, rows: list[dict]) -> dict:
-        encoded = [self._labels(r) for r in rows]
-        cuts = [e[-1] for e in encoded]
-        audio = [self._audio(r) if cut is None else self._audio(r)[: round(cut * SAMPLING_RATE)]
-                 for r, cut in zip(rows, cuts, strict=True)]  # fmt: skip
+        draws = [self._draw(r) for r in rows]
+        encoded = [self._labels(r, d) for r, d in zip(rows, draws, strict=True)]
+        audio = [self._drawn_audio(r, d) for r, d in zip(rows, draws, strict=True)]
         features = self.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         if self.prompt_words:
             encoded = [self._with_prompt(r, *e) for r, e in zip(rows, encoded, strict=True)]
@@ -159,7 +183,7 @@ class DistillationCollator:
         if self.prompt_words:
             pad = self.processor.tokenizer.pad_token_id
             batch["decoder_input_ids"] = torch.full((len(rows), width), pad, dtype=torch.long)
-        for i, (decoder_ids, ids, spans, mask, _, _) in enumerate(encoded):
+        for i, (decoder_ids, ids, spans, mask, _) in enumerate(encoded):
             batch["labels"][i, : len(ids)] = torch.tensor(ids)
             batch["distill_mask"][i, : len(ids)] = torch.tensor(mask)
             batch["student_spans"][i, : len(ids)] = torch.tensor(spans)
@@ -178,6 +202,7 @@ class DistillationCollator:
 
 
 _TIMESTAMP = re.compile(r"<\|(\d+\.\d+)\|>")
+_TRAILING_TIMESTAMPS = re.compile(r"(<\|\d+\.\d+\|>)+$")
 
 
 def _segment_times(timestamped: str) -> list[tuple[float, float]]:

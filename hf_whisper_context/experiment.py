@@ -61,6 +61,12 @@ class Recipe:
     cut_ratio: float = field(default=0.0, metadata={
         "help": "Share of the timestamped chunks whose audio is cut mid-chunk, the target ending as Whisper's does "
                 "where a long-form window cuts speech (the start time of the interrupted segment)."})  # fmt: skip
+    window_ratio: float = field(default=0.0, metadata={
+        "help": "Share of the timestamped chunks trained on the 30 s of audio from their start instead (speech "
+                "running on past the chunk, as in a long-form window; Whisper's target for it)."})  # fmt: skip
+    max_segment_s: float | None = field(default=None, metadata={
+        "help": "Longest timestamped segment in the targets (s; Whisper's own are subtitle lines of a few seconds); "
+                "None: a segment runs to a sentence end or a pause."})  # fmt: skip
     base_kl_weight: float = field(default=0.0, metadata={"help": "Forgetting guard: KL(off-the-shelf || student)."})
     tagged: bool = field(
         default=False,
@@ -215,7 +221,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
     collator = DistillationCollator(processor, cache if distilled else None, text_column=text_column(recipe),
                                     timestamp_ratio=recipe.timestamp_ratio, cut_ratio=recipe.cut_ratio,
-                                    seed=seed)  # fmt: skip
+                                    window_ratio=recipe.window_ratio, seed=seed)  # fmt: skip
     trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
                                     processing_class=processor, data_collator=collator,
                                     trainable_token_ids=trainable_rows, **extra)  # fmt: skip
@@ -230,7 +236,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     return {**saved, "model": trainer.model, "processor": processor, "history": history,
             "settings": {"student": recipe.student, "arm": arm, "tagged": recipe.tagged,
                          "timestamp_ratio": recipe.timestamp_ratio, "cut_ratio": recipe.cut_ratio,
-                         **settings}}  # fmt: skip
+                         "window_ratio": recipe.window_ratio, **settings}}  # fmt: skip
 
 
 SELECT_SPLIT = "validation"  # the dev split of whole articles: checkpoints are never chosen on the test split
@@ -260,8 +266,8 @@ def text_column(recipe: Recipe) -> str:
 
 
 def _teacher_cache(config: ExperimentConfig, out: Path, train, context_words: int, column: str = "text",
-                   train_data: str | None = None):  # fmt: skip
-    """Adapt the teacher once (deterministic), cache it once per context size and training corpus; both resume."""
+                   train_data: str | None = None, max_segment_s: float | None = None):  # fmt: skip
+    """Adapt the teacher once (deterministic), cache it once per context size and training rows; both resume."""
     from .teacher.adapt import adapt_corpus
     from .teacher.cache import CacheConfig, TeacherCache, cache_teacher, teacher_identity
     from .teacher.load import load_teacher
@@ -272,7 +278,8 @@ def _teacher_cache(config: ExperimentConfig, out: Path, train, context_words: in
                               max_length=256)  # fmt: skip
         atomic_write(out / "teacher" / "done.json", json.dumps({k: v for k, v in report.items()}, indent=2))
     name = f"ctx{context_words}" + ("" if column == "text" else f"-{column}")
-    folder = out / "caches" / (name + (f"-{Path(train_data).name}" if train_data else ""))
+    name += (f"-{Path(train_data).name}" if train_data else "") + (f"-seg{max_segment_s:g}" if max_segment_s else "")
+    folder = out / "caches" / name
     model, tokenizer = load_teacher(config.teacher, dtype=config.teacher_dtype, adapter=str(adapter),
                                     cache=config.cache_dir)  # fmt: skip
     settings = CacheConfig(k=config.k, context_words=context_words, target=column)
@@ -320,14 +327,17 @@ def _trained_before(config: ExperimentConfig, name: str, recipe: Recipe) -> tupl
     return done.get("student", str(folder / "merged")), done["history"]
 
 
-def _training_rows(config: ExperimentConfig, data, train_data: str | None):
+def _training_rows(config: ExperimentConfig, data, train_data: str | None, max_segment_s: float | None):
     """The train split students learn from: `data`'s, or another corpus's whose training articles are not
-    evaluated here."""
+    evaluated here; chunked again where the recipe caps the segments' length."""
+    from .data.chunking import ChunkConfig
     from .data.dataset import load_swc
 
-    if not train_data:
+    if not train_data and max_segment_s is None:
         return data["train"]
-    rows = load_swc(train_data)["train"]
+    rows = load_swc(train_data or config.data, ChunkConfig(max_segment_s=max_segment_s))["train"]
+    if not train_data:
+        return rows
     leaked = sorted(set(rows["article_id"]) & set(data[config.eval_split]["article_id"]))
     if leaked:
         raise ExperimentError(f"train_data {train_data} trains on {leaked}, which {config.data} evaluates "
@@ -409,12 +419,12 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         elif before:
             model, history = before
         else:
-            if arm_recipe.train_data not in trains:
-                trains[arm_recipe.train_data] = _training_rows(config, data, arm_recipe.train_data)
-            key = (context, text_column(arm_recipe), arm_recipe.train_data)
+            key = (context, text_column(arm_recipe), arm_recipe.train_data, arm_recipe.max_segment_s)
+            if key[2:] not in trains:
+                trains[key[2:]] = _training_rows(config, data, *key[2:])
             if context is not None and key not in caches:
-                caches[key] = _teacher_cache(config, out, trains[key[2]], *key)
-            trained = train_student(recipe, arm, trains[key[2]], folder, caches.get(key), seed,
+                caches[key] = _teacher_cache(config, out, trains[key[2:]], *key)
+            trained = train_student(recipe, arm, trains[key[2:]], folder, caches.get(key), seed,
                                     cache_dir=config.cache_dir)  # fmt: skip
             model, history = trained["merged"], trained["history"]
             if arm_recipe.select_every:

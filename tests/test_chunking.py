@@ -84,6 +84,34 @@ def test_timestamped_segments_end_at_sentences_and_pauses():
     stamps = [float(t) for t in re.findall(r"<\|([\d.]+)\|>", segments)]
     assert stamps == sorted(stamps) and len(stamps) == 2 * 7
     assert "[PERSON]w12 w13[/PERSON]" in chunk["text_tagged_segments"]
+    # `max_segment_s`: a segment is also cut before a word that would make it longer; entities stay whole
+    capped = chunk_article(flat, ChunkConfig(context_words=64, max_segment_s=2.0))[0]
+    assert capped["text_segments"].startswith("<|0.00|> w0 w1 w2 w3 w4<|1.90|><|2.00|> w5 w6 w7 w8 w9<|3.90|>")
+    assert re.sub(r"<\|[\d.]+\|>", " ", capped["text_segments"]).split() == chunk["text"].split()
+    stamps = [float(t) for t in re.findall(r"<\|([\d.]+)\|>", capped["text_segments"])]
+    assert max(b - a for a, b in zip(stamps[0::2], stamps[1::2], strict=True)) <= 2.0
+    assert "[PERSON]w12 w13[/PERSON]" in capped["text_tagged_segments"]
+    assert capped["window"]["text_segments"].startswith(capped["text_segments"][:60])
+
+
+def test_a_window_is_the_30_s_whisper_reads_from_the_chunk_start():
+    """The window runs past the chunk: segments that end inside 30 s, then the start time of the one its end cuts
+    (Whisper's ending where speech goes on); clipped at the audio's end; empty when no segment ends inside it."""
+    flat = _synthetic(n_words=90, sentence_words=10, entities=[(64, 66, "PERSON")])  # sentences of 4 s
+    chunk = chunk_article(flat, ChunkConfig(context_words=64))[0]
+    assert chunk["tokens"] == (0, 62) and chunk["text_segments"].endswith(" w60 w61<|24.70|>")
+    window = chunk["window"]
+    assert window["end_ms"] == 30_000 and window["text_segments"].endswith(" w69<|27.90|><|28.00|>")
+    assert window["text_segments"].startswith(chunk["text_segments"][: chunk["text_segments"].index("w60")])
+    assert window["text"] == " ".join(f"w{i}" for i in range(70)) and window["text"].startswith(chunk["text"])
+    assert "[PERSON]w64 w65[/PERSON]" in window["text_tagged_segments"]
+    short = chunk_article(flat, ChunkConfig(context_words=64), audio_end_ms=26_000)[0]["window"]
+    assert short["end_ms"] == 26_000 and short["text_segments"].endswith(" w59<|23.90|><|24.00|>")
+    assert short["text"] == chunk["text"]  # the words the target writes, never fewer than the chunk's
+    last = chunk_article(flat, ChunkConfig(context_words=64))[-1]
+    assert last["window"]["text_segments"].endswith(" w89<|%.2f|>" % ((89 * 400 + 300 - last["start_ms"]) / 1000))
+    one_sentence = chunk_article(_synthetic(n_words=90), ChunkConfig(context_words=64))[0]["window"]
+    assert one_sentence["text_segments"] == "" and one_sentence["text_tagged_segments"] == ""
 
 
 def test_real_fixture_chunks():
@@ -100,6 +128,7 @@ def test_real_fixture_chunks():
         ({"middle_s": 0}, "positive middle"),
         ({"left_s": 10, "right_s": 10}, "30 s"),
         ({"context_words": 10}, "64..4096"),
+        ({"max_segment_s": 0}, "max_segment_s must be positive"),
     ],
 )
 def test_bad_config(kwargs, message):

@@ -127,8 +127,8 @@ def test_cut_rows_end_as_whisper_writes_a_window_cut_mid_speech(setup):
     assert _cut_target(segments, 2.2)[0] == "<|0.00|> Albert Einstein<|1.00|><|1.20|> was born in Ulm,<|2.00|>"
     row = {**rows[0], "text_segments": segments, "audio": {"array": np.ones(16000 * 3, dtype=np.float32)}}
     collator = DistillationCollator(processor, cache, timestamp_ratio=1.0, cut_ratio=1.0, seed=3)
-    timestamped, cut = collator._draw(row)
-    assert timestamped and 1.0 <= cut <= 3.0
+    timestamped, cut, window = collator._draw(row)
+    assert timestamped and 1.0 <= cut <= 3.0 and not window
     batch = collator([row])
     labels = batch["labels"][0]
     want, closed_end = _cut_target(segments, cut)
@@ -148,7 +148,46 @@ def test_cut_rows_end_as_whisper_writes_a_window_cut_mid_speech(setup):
     assert masked.sum() < batch["teacher_mask"][0].sum()
     # no cut when a row has a single segment: nothing to keep before the cut
     one = {**row, "text_segments": "<|0.00|> Albert Einstein was born in Ulm, in 1879.<|3.00|>"}
-    assert collator._draw(one) == (True, None)
+    assert collator._draw(one) == (True, None, False)
+
+
+def test_window_rows_train_on_the_30_s_from_the_chunk_start(setup, tmp_path):
+    """`window_ratio=1`: the row's `window` audio (read from its files) and target; the words past the chunk's text
+    are not distilled; a window whose end interrupts the chunk's own words covers the text up to its last closed
+    segment; rows without a `window`, or whose window has no closed segment, are handled as they say."""
+    import soundfile as sf
+
+    from hf_whisper_context.errors import ConfigError
+
+    processor, cache, rows = setup
+    tokenizer = processor.tokenizer
+    audio = np.sin(np.arange(16000 * 30) / 50).astype(np.float32) * 0.1
+    sf.write(tmp_path / "article.wav", audio, 16000, subtype="FLOAT")
+    segments = ("<|0.00|> Albert Einstein<|1.00|><|1.20|> was born in Ulm,<|2.00|><|2.40|> in 1879.<|3.00|>"
+                "<|3.50|> He moved to Princeton,<|5.00|><|29.50|>")  # fmt: skip
+    window = {"audio_path": [str(tmp_path / "article.wav")], "audio_start_s": [0.0], "audio_end_s": [30.0],
+              "text": TEXTS[0] + " He moved to Princeton, New Jersey.", "text_segments": segments}  # fmt: skip
+    row = {**rows[0], "window": window}
+    collator = DistillationCollator(processor, cache, timestamp_ratio=1.0, window_ratio=1.0)
+    assert collator._draw(row) == (True, None, True)
+    batch = collator([row])
+    labels = batch["labels"][0]
+    assert tokenizer.decode(labels[labels != -100], decode_with_timestamps=True) == segments + "<|endoftext|>"
+    spans = batch["student_spans"][0][batch["distill_mask"][0]].tolist()
+    assert "".join(TEXTS[0][s:e] for s, e in spans) == TEXTS[0]  # "He moved to Princeton," is not distilled
+    assert batch["text_covered"][0] == len(TEXTS[0])
+    want = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    torch.testing.assert_close(batch["input_features"], want)
+    # the window's end interrupts the chunk's last words: the teacher's positions past "Ulm," are not distilled
+    cut = {**window, "text_segments": "<|0.00|> Albert Einstein<|1.00|><|1.20|> was born in Ulm,<|2.00|><|2.40|>"}
+    batch = collator([{**row, "window": cut}])
+    assert batch["text_covered"][0] == TEXTS[0].index("Ulm,") + len("Ulm,")
+    assert mask_uncovered(dict(batch))["teacher_mask"][0].sum() < batch["teacher_mask"][0].sum()
+    # no segment ends inside the window: the chunk, as a timestamped row
+    assert collator._draw({**row, "window": {**window, "text_segments": ""}}) == (True, None, False)
+    with pytest.raises(ConfigError, match="need the `window` column"):
+        collator(rows[:1])
+    assert DistillationCollator(processor, timestamp_ratio=1.0)._draw(row) == (True, None, False)
 
 
 def test_other_rates_and_channels_are_made_whisper_audio(setup, caplog):

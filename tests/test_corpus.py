@@ -48,6 +48,12 @@ def test_chunks_hold_speech_and_tile_the_article(corpus):
                 audio = chunk_audio(row)
                 assert len(audio) / 16000 <= 30.0 and np.abs(audio).max() > 0.05
                 assert len(audio) / 16000 == pytest.approx(row["end_s"] - row["start_s"], abs=0.01)
+                # the window: the same audio from the same start, running on to 30 s (or the article's end)
+                window = chunk_audio(row["window"])
+                assert len(window) / 16000 == pytest.approx(min(30.0, articles[article_id].duration_s
+                                                                - row["start_s"]), abs=0.01)  # fmt: skip
+                np.testing.assert_array_equal(window[: len(audio) - 160], audio[: len(audio) - 160])
+                assert row["window"]["text"].startswith(row["text"])
     again = load_swc(corpus, test_articles=1)
     assert again["train"]._fingerprint == data["train"]._fingerprint  # the Arrow cache is reused
     per_article = load_swc_articles(corpus, "test")

@@ -20,6 +20,7 @@ from .swc import Article, resolved_tails
 
 UNTIMED_MS = 400.0  # a generous spoken-word length
 SEGMENT_PAUSE_MS = 500.0  # a timestamped segment ends at a sentence end or at a pause at least this long
+WINDOW_MS = 30_000.0  # Whisper's window: long-form decoding reads 30 s of audio from where the last one stopped
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ChunkConfig:
     # how much of it a teacher does read is its own setting (`CacheConfig.context_words`)
     context_words: int = 4096
     timestamp_precision_s: float = 0.02  # Whisper's timestamp tokens, for the boundary markers
+    # the longest timestamped segment of a target: None, a segment runs to a sentence end or a pause
+    max_segment_s: float | None = None
 
     def __post_init__(self):
         if min(self.left_s, self.right_s) < 0 or self.middle_s <= 0:
@@ -41,6 +44,8 @@ class ChunkConfig:
             )
         if not 64 <= self.context_words <= 4096:
             raise ConfigError(f"context_words must be in 64..4096, got {self.context_words}")
+        if self.max_segment_s is not None and self.max_segment_s <= 0:
+            raise ConfigError(f"max_segment_s must be positive (or None), got {self.max_segment_s}")
 
 
 @dataclass
@@ -141,21 +146,27 @@ def _units(flat: FlatArticle) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig()) -> list[dict]:
+def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig(), audio_end_ms: float = np.inf) -> list[dict]:
     """Chunks of one flattened article, in order. Times are ms on the article's timeline.
 
     Each chunk: `tokens` (lo, hi) of its whole audio and `middle` (lo, hi); `start_ms`/`end_ms` of its audio;
     `text`, `text_tagged`, `middle_text`, `middle_text_tagged`; `text_timestamps` (the middle marked with Whisper
     timestamp tokens relative to the audio start); `text_segments`/`text_tagged_segments` (the whole text as Whisper
     writes it with timestamps: `<|t0|> segment<|t1|><|t2|> next segment<|t3|>`, segments ending at sentence ends
-    and pauses, times relative to the audio start on the 0.02 s grid); `context_before`/`context_after` (half of
-    `context_words` each).
+    and pauses, and before a word that would make one longer than `max_segment_s`, times relative to the audio start
+    on the 0.02 s grid); `context_before`/`context_after` (half of
+    `context_words` each); `window`: the 30 s of audio from the chunk's start (up to `audio_end_ms`) as Whisper's
+    long-form decoder reads it, speech running on past the chunk: `end_ms`, `text`, `text_tagged` (the words its
+    target writes, the chunk's text first) and `text_segments`, `text_tagged_segments` (its target: the segments that
+    end inside the window, then the start time of one the window's end interrupts, as Whisper's own training targets
+    end there; empty when no segment ends inside it).
     """
     units = _units(flat)
     u_start = np.array([flat.start_ms[a] for a, _ in units])
     u_end = np.array([flat.end_ms[a:b].max() for a, b in units])
     word_index = np.cumsum(flat.word_starts) - 1
     words_per_side = config.context_words // 2
+    max_ms = np.inf if config.max_segment_s is None else config.max_segment_s * 1000
     chunks, i = [], 0
     while i < len(units):
         j = i
@@ -187,8 +198,16 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig()) -> lis
             }
         )
         chunks[-1]["text_timestamps"] = _with_timestamps(flat, chunks[-1], config.timestamp_precision_s)
-        for tags, key in ((False, "text_segments"), (True, "text_tagged_segments")):
-            chunks[-1][key] = _segments(flat, units[left : right + 1], start_ms, config.timestamp_precision_s, tags)
+        window_end = min(start_ms + WINDOW_MS, audio_end_ms)
+        window = {"end_ms": window_end}
+        for tags, key in ((False, "text"), (True, "text_tagged")):
+            spans = _segment_spans(flat, units[left : right + 1], max_ms)
+            chunks[-1][f"{key}_segments"] = _segments(flat, spans, start_ms, config.timestamp_precision_s, tags)[0]
+            target, written = _segments(flat, _segment_spans(flat, units[left:], max_ms), start_ms,
+                                        config.timestamp_precision_s, tags, window_end - start_ms)  # fmt: skip
+            window[f"{key}_segments"] = target if written else ""
+            window[key] = flat.render(lo, max(hi, written), tags)
+        chunks[-1]["window"] = window
         i = j + 1
     return chunks
 
@@ -213,20 +232,35 @@ def stamp(ms: float, precision_s: float) -> str:
     return f"<|{min(max(round(ms / 1000 / precision_s) * precision_s, 0.0), 30.0):.2f}|>"
 
 
-def _segments(flat: FlatArticle, units: list[tuple[int, int]], origin_ms: float, precision_s: float,
-              tags: bool) -> str:  # fmt: skip
-    """The units' text as Whisper writes it with timestamps, one segment per sentence or pause-delimited phrase."""
-    out, first = [], 0
+def _segment_spans(flat: FlatArticle, units: list[tuple[int, int]], max_ms: float = np.inf):
+    """Token ranges (lo, hi) of the units' timestamped segments: one per sentence or pause-delimited phrase, cut
+    before a unit that would make it last longer than `max_ms`; the last unit closes one."""
+    first = 0
     for k, (a, b) in enumerate(units):
         last = k + 1 == len(units)
         pause = 0.0 if last else flat.start_ms[units[k + 1][0]] - flat.end_ms[a:b].max()
-        if not last and not flat.sentence_ends[b - 1] and pause < SEGMENT_PAUSE_MS:
-            continue
-        lo, hi = units[first][0], b
+        too_long = not last and flat.end_ms[slice(*units[k + 1])].max() - flat.start_ms[units[first][0]] > max_ms
+        if last or flat.sentence_ends[b - 1] or pause >= SEGMENT_PAUSE_MS or too_long:
+            yield units[first][0], b
+            first = k + 1
+
+
+def _segments(flat: FlatArticle, spans, origin_ms: float, precision_s: float, tags: bool,
+              limit_ms: float = np.inf) -> tuple[str, int]:  # fmt: skip
+    """The segments' text as Whisper writes it with timestamps, times relative to `origin_ms`, up to `limit_ms`:
+    segments that end by then, then the start time of one that begins before and ends after it. Also the token
+    where the written text ends."""
+    out, written = [], 0
+    for lo, hi in spans:
         start, end = flat.start_ms[lo] - origin_ms, flat.end_ms[lo:hi].max() - origin_ms
+        if start >= limit_ms:
+            break
+        if end > limit_ms:
+            out.append(stamp(start, precision_s))
+            break
         out.append(f"{stamp(start, precision_s)} {flat.render(lo, hi, tags)}{stamp(end, precision_s)}")
-        first = k + 1
-    return "".join(out)
+        written = hi
+    return "".join(out), written
 
 
 def _with_timestamps(flat: FlatArticle, chunk: dict, precision_s: float) -> str:

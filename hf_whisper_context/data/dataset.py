@@ -27,9 +27,10 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "5"
+DATA_VERSION = "6"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
+WINDOW_TEXTS = ("text", "text_tagged", "text_segments", "text_tagged_segments")  # a chunk row's `window` holds these
 
 
 def _signature(folder: Path) -> list:
@@ -101,7 +102,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
     chunk_config = ChunkConfig(**config)
     row_index = 0  # the row's position in its split: what the teacher cache and the collator key on
     for article, flat in _tagged_articles(folders, spacy_model, tag_cache):
-        chunks = chunk_article(flat, chunk_config)
+        chunks = chunk_article(flat, chunk_config, audio_end_ms=article.duration_s * 1000)
         for index, chunk in enumerate(chunks):
             seconds = (chunk["end_ms"] - chunk["start_ms"]) / 1000
             if seconds > MAX_AUDIO_S:
@@ -114,6 +115,9 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 continue
             lo, hi = chunk["middle"]
             paths, starts, ends = _segments(article, chunk["start_ms"], chunk["end_ms"])
+            spans = _segments(article, chunk["start_ms"], chunk["window"]["end_ms"])  # the 30 s from the start
+            window = dict(zip(("audio_path", "audio_start_s", "audio_end_s"), spans, strict=True))
+            window.update({k: chunk["window"][k] for k in WINDOW_TEXTS})
             yield {
                 "row_index": row_index,
                 "article_id": article.identifier,
@@ -137,6 +141,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 "context_before": chunk["context_before"],
                 "context_after": chunk["context_after"],
                 "middle_entities": [t for s, e, t in flat.entities if lo <= s and e <= hi],
+                "window": window,
             }
             row_index += 1
 
