@@ -421,6 +421,9 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
         else:
             key = (context, text_column(arm_recipe), arm_recipe.train_data, arm_recipe.max_segment_s)
             if key[2:] not in trains:
+                if "train" not in data and not arm_recipe.train_data:
+                    raise ExperimentError(f"{config.data} has no training articles (a corpus to evaluate on): give "
+                                          f"--students-from a grid that trained {arm!r}")  # fmt: skip
                 trains[key[2:]] = _training_rows(config, data, *key[2:])
             if context is not None and key not in caches:
                 caches[key] = _teacher_cache(config, out, trains[key[2:]], *key)

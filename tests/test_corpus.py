@@ -60,6 +60,18 @@ def test_chunks_hold_speech_and_tile_the_article(corpus):
     assert per_article[0]["article_id"] == splits["test"][0] and per_article[0]["duration_s"] > 30
 
 
+def test_a_corpus_of_held_out_articles_only(tmp_path):
+    """Every article held out (an extra test set): a split with no training articles; more held out than there are
+    is an error."""
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "aligned.swc").write_text("<article/>")
+    assert make_splits(tmp_path, test_articles=2) == {"train": [], "validation": [], "test": ["A", "B"]}
+    (tmp_path / "splits.json").unlink()
+    with pytest.raises(ValueError, match="too few for 2 test \\+ 1 validation"):
+        make_splits(tmp_path, test_articles=2, validation_articles=1)
+
+
 def test_tiny_en_understands_a_built_chunk(corpus, tiny_en):
     from transformers import pipeline
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer

@@ -53,11 +53,13 @@ def make_splits(root: str | Path, test_articles: int = 3, validation_articles: i
         if sorted(a for s in SPLITS for a in saved.get(s, [])) == sorted(ids):
             return saved
         logger.warning("%s lists other articles than %s holds; drawing a new split", path, root)
-    if test_articles + validation_articles >= len(ids):
+    if test_articles + validation_articles > len(ids):
         raise ConfigError(
             f"{root} has {len(ids)} articles: too few for {test_articles} test + {validation_articles} validation "
-            "articles and a training set"
+            "articles"
         )
+    if test_articles + validation_articles == len(ids):
+        logger.info("%s: every article is held out (no training split): a corpus to evaluate on", root)
     order = sorted(ids)
     random.Random(seed).shuffle(order)
     n_test, n_val = test_articles, validation_articles
