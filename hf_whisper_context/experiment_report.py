@@ -1,5 +1,6 @@
 """The experiment's tables: mean ± std over seeds per arm, and paired bootstrap intervals (`metrics.compare`) of each
-arm against `ce` and of `ce` against the off-the-shelf model, per evaluated corpus and decoding strategy."""
+arm against `ce` and of `ce` against the off-the-shelf model, per evaluated corpus and decoding strategy, and over
+the evaluated corpora that hold other articles pooled (`pooled`: more test articles narrow the intervals)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,34 @@ def _collect(out: Path) -> dict:
     return groups
 
 
+def pooled(groups: dict, corpora: list[str]) -> dict:
+    """`groups` with, per decoding strategy, one more group over the articles of several corpora: the first of
+    `corpora` and each later one whose articles none of those taken holds (more test articles, not the same articles
+    in another voice); each arm's run per seed is its runs' articles joined. Only arms with the same seeds on every
+    pooled corpus are pooled."""
+    out = dict(groups)
+    for strategy in sorted({s for _, s in groups}):
+        taken, seen = [], set()
+        for corpus in corpora:
+            by_label = groups.get((corpus, strategy))
+            if not by_label:
+                continue
+            ids = {a["article_id"] for runs in by_label.values() for run in runs.values() for a in run["articles"]}
+            if not ids & seen:
+                taken.append(corpus)
+                seen |= ids
+        if len(taken) < 2:
+            continue
+        pool = {}
+        for label, runs in groups[taken[0], strategy].items():
+            per_corpus = [groups[c, strategy].get(label, {}) for c in taken]
+            if all(set(r) == set(runs) for r in per_corpus):
+                pool[label] = {seed: {**runs[seed], "articles": [a for r in per_corpus for a in r[seed]["articles"]]}
+                               for seed in runs}  # fmt: skip
+        out["+".join(taken), strategy] = pool
+    return out
+
+
 def _mean_std(runs: dict) -> dict[str, tuple[float, float]]:
     """Mean and sample standard deviation (ddof 1; 0 for a single run) over seeds."""
     values = {m: np.array([r["summary"][m] for r in runs.values()], dtype=float) for m in HEADLINE}
@@ -55,7 +84,7 @@ def _comparisons(by_label: dict, baseline: str, off_the_shelf: str) -> list[dict
 def write_tables(config, out: Path) -> dict:
     from .experiment import BASELINE, OFF_THE_SHELF, decoding
 
-    groups = _collect(out)
+    groups = pooled(_collect(out), [Path(c).name for c in (config.data, *config.extra_eval)])
     summary = {"config": {k: v for k, v in vars(config).items()}, "results": []}
     lines = [
         f"# Experiment: {', '.join(config.arms)}; seeds {config.seeds}; split {config.eval_split!r}; "

@@ -25,6 +25,28 @@ def test_arms_and_the_plan():
                             ("ce+kd+ot+rep", 1, 512)]  # fmt: skip
 
 
+def test_corpora_of_other_articles_are_pooled():
+    """The first corpus and each later one holding other articles are pooled, arm by arm and seed by seed; the same
+    articles in another voice are not; an arm missing a seed on one corpus is left out of the pool."""
+    from hf_whisper_context.experiment_report import pooled
+
+    def runs(articles, seeds):
+        return {seed: {"articles": [{"article_id": a, "seed": seed} for a in articles]} for seed in seeds}
+
+    groups = {
+        ("test", "sequential"): {"ce": runs("AB", [0, 1]), "off": runs("AB", [None]), "x": runs("AB", [0])},
+        ("piper", "sequential"): {"ce": runs("AB", [0, 1]), "off": runs("AB", [None])},
+        ("more", "sequential"): {"ce": runs("CDE", [0, 1]), "off": runs("CDE", [None]), "x": runs("C", [1])},
+    }
+    out = pooled(groups, ["test", "piper", "more"])
+    assert set(out) == {*groups, ("test+more", "sequential")}
+    pool = out["test+more", "sequential"]
+    assert set(pool) == {"ce", "off"}  # "x" has other seeds on the two corpora
+    assert [a["article_id"] for a in pool["ce"][1]["articles"]] == list("ABCDE")
+    assert {a["seed"] for a in pool["ce"][1]["articles"]} == {1} and list(pool["off"]) == [None]
+    assert pooled(groups, ["test", "piper"]) == groups  # the same articles: nothing to pool
+
+
 def test_quick_grid_runs_resumes_and_reports(corpus, tiny_models, tmp_path, capsys):
     load_swc(corpus, test_articles=1)
     out = tmp_path / "exp"
