@@ -154,12 +154,11 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig(), audio_
     timestamp tokens relative to the audio start); `text_segments`/`text_tagged_segments` (the whole text as Whisper
     writes it with timestamps: `<|t0|> segment<|t1|><|t2|> next segment<|t3|>`, segments ending at sentence ends
     and pauses, and before a word that would make one longer than `max_segment_s`, times relative to the audio start
-    on the 0.02 s grid); `context_before`/`context_after` (half of
-    `context_words` each); `window`: the 30 s of audio from the chunk's start (up to `audio_end_ms`) as Whisper's
-    long-form decoder reads it, speech running on past the chunk: `end_ms`, `text`, `text_tagged` (the words its
-    target writes, the chunk's text first) and `text_segments`, `text_tagged_segments` (its target: the segments that
-    end inside the window, then the start time of one the window's end interrupts, as Whisper's own training targets
-    end there; empty when no segment ends inside it).
+    on the 0.02 s grid); `context_before`/`context_after` (half of `context_words` each); `window`: the 30 s of audio
+    from the chunk's start (up to `audio_end_ms`) as Whisper's long-form decoder reads it, speech running on past the
+    chunk: `end_ms`, `text`, `text_tagged` (the words its target writes, the chunk's text first) and `text_segments`,
+    `text_tagged_segments` (its target: the segments that end inside the window, then the start time of one the
+    window's end interrupts, as Whisper's own training targets end there; empty when no segment ends inside it).
     """
     units = _units(flat)
     u_start = np.array([flat.start_ms[a] for a, _ in units])
@@ -200,11 +199,12 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig(), audio_
         chunks[-1]["text_timestamps"] = _with_timestamps(flat, chunks[-1], config.timestamp_precision_s)
         window_end = min(start_ms + WINDOW_MS, audio_end_ms)
         window = {"end_ms": window_end}
+        spans = list(_segment_spans(flat, units[left : right + 1], max_ms))
+        window_spans = list(_segment_spans(flat, units[left:], max_ms, until_ms=window_end))
         for tags, key in ((False, "text"), (True, "text_tagged")):
-            spans = _segment_spans(flat, units[left : right + 1], max_ms)
             chunks[-1][f"{key}_segments"] = _segments(flat, spans, start_ms, config.timestamp_precision_s, tags)[0]
-            target, written = _segments(flat, _segment_spans(flat, units[left:], max_ms), start_ms,
-                                        config.timestamp_precision_s, tags, window_end - start_ms)  # fmt: skip
+            target, written = _segments(flat, window_spans, start_ms, config.timestamp_precision_s, tags,
+                                        window_end - start_ms)  # fmt: skip
             window[f"{key}_segments"] = target if written else ""
             window[key] = flat.render(lo, max(hi, written), tags)
         chunks[-1]["window"] = window
@@ -232,11 +232,15 @@ def stamp(ms: float, precision_s: float) -> str:
     return f"<|{min(max(round(ms / 1000 / precision_s) * precision_s, 0.0), 30.0):.2f}|>"
 
 
-def _segment_spans(flat: FlatArticle, units: list[tuple[int, int]], max_ms: float = np.inf):
-    """Token ranges (lo, hi) of the units' timestamped segments: one per sentence or pause-delimited phrase, cut
-    before a unit that would make it last longer than `max_ms`; the last unit closes one."""
+def _segment_spans(flat: FlatArticle, units: list[tuple[int, int]], max_ms: float = np.inf,
+                   until_ms: float = np.inf):  # fmt: skip
+    """Token ranges (lo, hi) of the units' timestamped segments that start before `until_ms`: one per sentence or
+    pause-delimited phrase, cut before a unit that would make it last longer than `max_ms`; the last unit closes
+    one."""
     first = 0
     for k, (a, b) in enumerate(units):
+        if flat.start_ms[units[first][0]] >= until_ms:
+            return
         last = k + 1 == len(units)
         pause = 0.0 if last else flat.start_ms[units[k + 1][0]] - flat.end_ms[a:b].max()
         too_long = not last and flat.end_ms[slice(*units[k + 1])].max() - flat.start_ms[units[first][0]] > max_ms
@@ -248,13 +252,11 @@ def _segment_spans(flat: FlatArticle, units: list[tuple[int, int]], max_ms: floa
 def _segments(flat: FlatArticle, spans, origin_ms: float, precision_s: float, tags: bool,
               limit_ms: float = np.inf) -> tuple[str, int]:  # fmt: skip
     """The segments' text as Whisper writes it with timestamps, times relative to `origin_ms`, up to `limit_ms`:
-    segments that end by then, then the start time of one that begins before and ends after it. Also the token
-    where the written text ends."""
+    segments that end by then, then the start time of one that ends after it (the spans start before it). Also the
+    token where the written text ends."""
     out, written = [], 0
     for lo, hi in spans:
         start, end = flat.start_ms[lo] - origin_ms, flat.end_ms[lo:hi].max() - origin_ms
-        if start >= limit_ms:
-            break
         if end > limit_ms:
             out.append(stamp(start, precision_s))
             break
