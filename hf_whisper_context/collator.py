@@ -15,7 +15,11 @@ Batch keys (B rows, L label positions, m teacher positions, k top-k):
   closed segment is taken to have heard everything and skips the rest of the window). With `window_ratio` > 0 that
   share of the timestamped rows is trained on its `window` instead (rows of `load_swc`): the 30 s of audio from the
   chunk's start, speech running on past the chunk as in a long-form window, and its target (the segments that end
-  inside it, then the start time of one its end interrupts); the words past the chunk's text are not distilled;
+  inside it, then the start time of one its end interrupts); the words past the chunk's text are not distilled.
+  With `shift_ratio` > 0 that share of the timestamped rows is trained on its `shifted_window`: 30 s from a point
+  drawn inside the chunk, mid-sentence and often mid-word, as a long-form window starts where the last one's 30 s
+  ran out; its target starts at the first word heard from its start. Nothing of it is distilled (its words are not
+  the chunk's);
 - `distill_mask` (B, L): True on the text tokens (what the teacher knows about); `student_spans` (B, L, 2): their
   character spans in the text; `text_lengths` (B,); `text_covered` (B,): the characters of the text the target
   covers (all of it, but on a cut row: the teacher's positions past it are not distilled);
@@ -67,46 +71,49 @@ class DistillationCollator:
     timestamp_ratio: float = 0.0  # share of rows trained on timestamped targets (`<text_column>_segments`)
     cut_ratio: float = 0.0  # share of the timestamped rows whose audio is cut inside the chunk (long-form windows)
     window_ratio: float = 0.0  # share of the timestamped rows trained on the 30 s window from the chunk's start
+    shift_ratio: float = 0.0  # share of the timestamped rows trained on 30 s from a point inside the chunk
     seed: int = 0  # which rows get timestamped targets, which are windows or cut, and where
     _tag_ids: frozenset | None = field(default=None, init=False, repr=False)
     _warned_rate: bool = field(default=False, init=False, repr=False)
 
-    def _draw(self, row: dict) -> tuple[bool, float | None, bool]:
+    def _draw(self, row: dict) -> tuple[bool, float | None, str | None]:
         """Whether the row is trained on its timestamped target, the second its audio is cut at (None: not cut) and
-        whether on its 30 s window; drawn from the seed and the row, so every epoch and process draws the same."""
+        which of its long-form windows it is trained on (`window`, `shifted_window`; None: the chunk); drawn from the
+        seed and the row, so every epoch and process draws the same."""
         if self.timestamp_ratio <= 0:
-            return False, None, False
+            return False, None, None
         key = row.get("row_index", zlib.crc32(row[self.text_column].encode("utf-8", "surrogatepass")))
         rng = random.Random(self.seed * 1_000_003 + int(key))
         if rng.random() >= self.timestamp_ratio:
-            return False, None, False
-        if self.window_ratio > 0 and rng.random() < self.window_ratio:
-            if row.get("window") is None:
-                raise ConfigError("window_ratio > 0 trains rows on the 30 s window from their start: the rows need "
-                                  "the `window` column that `load_swc` writes (rows of `prepare_dataset` have none); "
-                                  "set window_ratio=0 for them")  # fmt: skip
-            # a window in which no segment ends (one phrase over 30 s) has no target Whisper would write: the chunk
-            return True, None, bool(row["window"][f"{self.text_column}_segments"])
+            return False, None, None
+        for name, option in (("shifted_window", "shift_ratio"), ("window", "window_ratio")):
+            if getattr(self, option) > 0 and rng.random() < getattr(self, option):
+                if row.get(name) is None:
+                    raise ConfigError(f"{option} > 0 trains rows on a 30 s long-form window: the rows need the "
+                                      f"`{name}` column that `load_swc` writes (rows of `prepare_dataset` have "
+                                      f"none); set {option}=0 for them")  # fmt: skip
+                # a window in which no segment ends (one phrase over 30 s) has no target Whisper would write: the chunk
+                return True, None, name if row[name][f"{self.text_column}_segments"] else None
         if self.cut_ratio <= 0 or rng.random() >= self.cut_ratio:
-            return True, None, False
+            return True, None, None
         segments = _segment_times(row[f"{self.text_column}_segments"])
         if len(segments) < 2:
-            return True, None, False
-        return True, rng.uniform(segments[0][1], segments[-1][1]), False  # after the first segment, before the end
+            return True, None, None
+        return True, rng.uniform(segments[0][1], segments[-1][1]), None  # after the first segment, before the end
 
     def _timestamped(self, row: dict) -> bool:
         return self._draw(row)[0]
 
-    def _labels(self, row: dict, draw: tuple[bool, float | None, bool]):
+    def _labels(self, row: dict, draw: tuple[bool, float | None, str | None]):
         """Label ids, character spans in the row's text, the mask of text tokens (what the teacher knows) and the
         characters of the text the target covers, for the row as `draw`n (`_draw`)."""
         tokenizer = self.processor.tokenizer
         text = row[self.text_column].strip()
         prefix = tokenizer.prefix_tokens[1:]  # the decoder-start token is added by the model
         timestamped, cut, window = draw
-        covered = len(text)
+        shifted, covered = window == "shifted_window", len(text)
         if timestamped:
-            source = row["window"] if window else row  # a window's text begins with the chunk's
+            source = row[window] if window else row  # a window's text begins with the chunk's (not a shifted one's)
             target = space_after_opening_tags(source[f"{self.text_column}_segments"])
             prefix = [t for t in prefix if t != tokenizer.convert_tokens_to_ids("<|notimestamps|>")]
             to_text = _offsets_in(source[self.text_column].strip(), target)
@@ -114,7 +121,7 @@ class DistillationCollator:
                 target, closed_end = _cut_target(target, cut)
                 covered = to_text(closed_end)
             if window:
-                covered = min(covered, to_text(len(_TRAILING_TIMESTAMPS.sub("", target))))
+                covered = 0 if shifted else min(covered, to_text(len(_TRAILING_TIMESTAMPS.sub("", target))))
         else:
             target, to_text = " " + space_after_opening_tags(text), lambda i: max(0, i - 1)
         enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
@@ -125,7 +132,7 @@ class DistillationCollator:
         for token, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
             # text tokens and entity tags (the teacher predicts both), not timestamps or other special tokens
             is_text = token < tokenizer.convert_tokens_to_ids("<|endoftext|>") or token in self._tag_ids
-            is_text = is_text and not (window and to_text(e) > len(text))  # a window's words past the chunk's
+            is_text = is_text and not shifted and not (window and to_text(e) > len(text))  # past the chunk's words
             spans.append((to_text(s), to_text(e)) if is_text else (0, 0))
             mask.append(is_text)
         return ids, (spans + [(0, 0)])[: len(ids)], (mask + [False])[: len(ids)], covered
@@ -154,12 +161,12 @@ class DistillationCollator:
             self._warned_rate = True
         return decode_source({"array": value["array"], "sampling_rate": rate, "path": value.get("path")})
 
-    def _drawn_audio(self, row: dict, draw: tuple[bool, float | None, bool]) -> np.ndarray:
+    def _drawn_audio(self, row: dict, draw: tuple[bool, float | None, str | None]) -> np.ndarray:
         """The audio the row is trained on: the chunk's, cut at the drawn second, or its 30 s window's (read here,
         only for the rows drawn)."""
         _, cut, window = draw
         if window:
-            return chunk_audio(row["window"])
+            return chunk_audio(row[window])
         return self._audio(row) if cut is None else self._audio(row)[: round(cut * SAMPLING_RATE)]
 
     def __call__(self, rows: list[dict]) -> dict:

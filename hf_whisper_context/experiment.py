@@ -64,6 +64,9 @@ class Recipe:
     window_ratio: float = field(default=0.0, metadata={
         "help": "Share of the timestamped chunks trained on the 30 s of audio from their start instead (speech "
                 "running on past the chunk, as in a long-form window; Whisper's target for it)."})  # fmt: skip
+    shift_ratio: float = field(default=0.0, metadata={
+        "help": "Share of the timestamped chunks trained on 30 s of audio from a point drawn inside them instead "
+                "(mid-sentence, often mid-word: where a long-form window starts after the last one)."})  # fmt: skip
     max_segment_s: float | None = field(default=None, metadata={
         "help": "Longest timestamped segment in the targets (s; Whisper's own are subtitle lines of a few seconds); "
                 "None: a segment runs to a sentence end or a pause."})  # fmt: skip
@@ -100,6 +103,11 @@ class ExperimentConfig:
         "help": "Long-form decoding strategies."})  # fmt: skip
     fallback: bool = field(default=False, metadata={
         "help": "Whisper's temperature fallback in sequential decoding (every arm and off the shelf)."})  # fmt: skip
+    condition_on_prev: bool = field(default=False, metadata={
+        "help": "Sequential decoding prompted with the text before each window (every model)."})  # fmt: skip
+    no_timestamp_sum_rule: bool = field(default=False, metadata={
+        "help": "Decode without Whisper's rule that forces a timestamp wherever the timestamps' total probability "
+                "beats the likeliest text token (every model)."})  # fmt: skip
     students_from: str | None = field(default=None, metadata={
         "help": "output_dir of an earlier grid: the students it finished are evaluated again (e.g. with --fallback) "
                 "instead of trained anew; runs it does not have are trained."})  # fmt: skip
@@ -221,7 +229,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         logger.info("teacher -> student vocabulary coverage: %.3f", coverage)
     collator = DistillationCollator(processor, cache if distilled else None, text_column=text_column(recipe),
                                     timestamp_ratio=recipe.timestamp_ratio, cut_ratio=recipe.cut_ratio,
-                                    window_ratio=recipe.window_ratio, seed=seed)  # fmt: skip
+                                    window_ratio=recipe.window_ratio, shift_ratio=recipe.shift_ratio,
+                                    seed=seed)  # fmt: skip
     trainer = ContextDistillTrainer(model=model, args=args, train_dataset=with_audio(train),
                                     processing_class=processor, data_collator=collator,
                                     trainable_token_ids=trainable_rows, **extra)  # fmt: skip
@@ -236,7 +245,8 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
     return {**saved, "model": trainer.model, "processor": processor, "history": history,
             "settings": {"student": recipe.student, "arm": arm, "tagged": recipe.tagged,
                          "timestamp_ratio": recipe.timestamp_ratio, "cut_ratio": recipe.cut_ratio,
-                         "window_ratio": recipe.window_ratio, **settings}}  # fmt: skip
+                         "window_ratio": recipe.window_ratio, "shift_ratio": recipe.shift_ratio,
+                         **settings}}  # fmt: skip
 
 
 SELECT_SPLIT = "validation"  # the dev split of whole articles: checkpoints are never chosen on the test split
@@ -288,10 +298,11 @@ def _teacher_cache(config: ExperimentConfig, out: Path, train, context_words: in
 
 
 def decoding(config: ExperimentConfig):
-    """How every model of the grid is decoded (greedy; the fallback if asked)."""
+    """How every model of the grid is decoded (greedy; the fallback and the previous text as prompt if asked)."""
     from .transcribe import Decoding
 
-    return Decoding(fallback=config.fallback)
+    return Decoding(fallback=config.fallback, condition_on_prev=config.condition_on_prev,
+                    timestamp_sum_rule=False if config.no_timestamp_sum_rule else None)  # fmt: skip
 
 
 def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[str, dict]:

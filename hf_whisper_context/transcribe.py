@@ -34,6 +34,11 @@ class Decoding:
     language: str | None = None  # multilingual models only; None detects the language
     task: str = "transcribe"
     fallback: bool = False  # Whisper's long-form safety net (`fallback_kwargs`); off: the measured numbers use none
+    condition_on_prev: bool = False  # sequential: each window prompted with the text before it (Whisper's option)
+    # Whisper's rule that forces a timestamp wherever the timestamps' total probability beats the likeliest text
+    # token (`_detect_timestamp_from_logprob` of the generation config); False: a timestamp only where one is the
+    # likeliest token; None: as the model's generation config says (on unless a checkpoint turned it off)
+    timestamp_sum_rule: bool | None = None
 
     def generate_kwargs(self, multilingual: bool) -> dict:
         kwargs = {"num_beams": self.num_beams, "do_sample": False}
@@ -54,7 +59,10 @@ class Decoding:
     def describe(self) -> str:
         search = "greedy" if self.num_beams == 1 else f"beam search ({self.num_beams} beams)"
         safety = ", temperature fallback (compression ratio > 1.35 or log-prob < -1.0: 0.2 ... 1.0)"
-        return search + (f", language={self.language}" if self.language else "") + (safety if self.fallback else "")
+        prompted = ", conditioned on the previous text" if self.condition_on_prev else ""
+        rule = {None: "", True: ", timestamp-sum rule on", False: ", timestamp-sum rule off"}[self.timestamp_sum_rule]
+        return (search + (f", language={self.language}" if self.language else "") + (safety if self.fallback else "")
+                + prompted + rule)  # fmt: skip
 
 
 FALLBACK = {"temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "compression_ratio_threshold": 1.35,
@@ -217,7 +225,6 @@ def transcribe_long(
     decoding=Decoding(),
     batch_size=4,
     stride_s=5.0,
-    condition_on_prev=False,
     block_s=BLOCK_S,
     on_block=None,
 ) -> Transcript:
@@ -225,7 +232,7 @@ def transcribe_long(
 
     - "chunked": 30 s windows overlapping by `stride_s` on each side, batched, merged by the pipeline;
     - "sequential": Whisper's own long-form decoding (seek by predicted timestamps), optionally conditioned on
-      the previous text (`condition_on_prev`).
+      the previous text (`Decoding.condition_on_prev`).
     The audio is streamed in blocks of about `block_s` (memory stays bounded for hours of audio); silent blocks
     are skipped; `on_block(seconds_done)` is called before each block (a progress bar). 0 s of audio gives an empty
     transcript.
@@ -233,6 +240,11 @@ def transcribe_long(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     multilingual = asr.multilingual if isinstance(asr, FasterWhisperASR) else is_multilingual(asr.model)
+    if decoding.timestamp_sum_rule is not None:
+        if isinstance(asr, FasterWhisperASR):
+            raise ConfigError("the faster-whisper backend always applies Whisper's timestamp-sum rule: leave "
+                              "timestamp_sum_rule at None, or decode with the transformers backend")  # fmt: skip
+        asr.model.generation_config._detect_timestamp_from_logprob = decoding.timestamp_sum_rule
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":
@@ -240,7 +252,7 @@ def transcribe_long(
             chunk_length_s=WHISPER_WINDOW_S, stride_length_s=stride_s, batch_size=batch_size, ignore_warning=True
         )
     else:
-        generate_kwargs.update(condition_on_prev_tokens=condition_on_prev)
+        generate_kwargs.update(condition_on_prev_tokens=decoding.condition_on_prev)
     texts, segments = [], []
     for offset, block in audio_blocks(audio, block_s):
         if on_block is not None:

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -78,7 +80,6 @@ def test_timestamped_segments_end_at_sentences_and_pauses():
     segments = chunk["text_segments"]
     assert segments.startswith("<|0.00|> w0 w1 w2 w3 w4 w5 w6 w7 w8 w9<|3.90|><|4.00|> w10 ")
     assert "w34<|13.90|><|14.80|> w35" in segments  # the pause ends a segment mid-sentence
-    import re
 
     assert re.sub(r"<\|[\d.]+\|>", " ", segments).split() == chunk["text"].split()
     stamps = [float(t) for t in re.findall(r"<\|([\d.]+)\|>", segments)]
@@ -112,6 +113,29 @@ def test_a_window_is_the_30_s_whisper_reads_from_the_chunk_start():
     assert last["window"]["text_segments"].endswith(" w89<|%.2f|>" % ((89 * 400 + 300 - last["start_ms"]) / 1000))
     one_sentence = chunk_article(_synthetic(n_words=90), ChunkConfig(context_words=64))[0]["window"]
     assert one_sentence["text_segments"] == "" and one_sentence["text_tagged_segments"] == ""
+
+
+def test_a_shifted_window_starts_inside_the_chunk_at_the_first_word_heard_whole():
+    """`shifted_window`: 30 s from a point drawn inside the chunk (the same on every build), its target from the first
+    word that starts after that point, stamped relative to it, ending as a long-form window's does."""
+    flat = _synthetic(n_words=600, sentence_words=10)  # words every 400 ms, sentences of 4 s
+    chunks = chunk_article(flat, ChunkConfig(context_words=64))
+    assert [c["shifted_window"] for c in chunks] == [c["shifted_window"] for c in chunk_article(flat, ChunkConfig())]
+    shifts = []
+    for chunk in chunks:
+        shifted = chunk["shifted_window"]
+        start = shifted["start_ms"]
+        assert chunk["start_ms"] <= start < chunk["end_ms"] and shifted["end_ms"] == start + 30_000
+        first = int(np.ceil(start / 400))  # the first word that starts at or after the shift
+        stamps = [float(t) for t in re.findall(r"<\|([\d.]+)\|>", shifted["text_segments"])]
+        assert stamps[0] == round((first * 400 - start) / 20) * 0.02  # relative to the shift, on the 0.02 s grid
+        assert shifted["text"].split()[0] == f"w{first}"
+        assert re.sub(r"<\|[\d.]+\|>", " ", shifted["text_segments"]).split() == shifted["text"].split()
+        # the first segment ends at the sentence end the shift fell into
+        assert shifted["text_segments"].split("<|")[1].split()[-1] == f"w{first // 10 * 10 + 9}"
+        shifts.append((start - chunk["start_ms"]) / (chunk["end_ms"] - chunk["start_ms"]))
+    assert min(shifts) < 0.3 and max(shifts) > 0.7  # drawn across the chunk, not at one place
+    assert any(s["shifted_window"]["start_ms"] % 400 > 300 for s in chunks)  # some fall into a pause
 
 
 def test_real_fixture_chunks():

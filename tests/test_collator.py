@@ -148,7 +148,7 @@ def test_cut_rows_end_as_whisper_writes_a_window_cut_mid_speech(setup):
     assert masked.sum() < batch["teacher_mask"][0].sum()
     # no cut when a row has a single segment: nothing to keep before the cut
     one = {**row, "text_segments": "<|0.00|> Albert Einstein was born in Ulm, in 1879.<|3.00|>"}
-    assert collator._draw(one) == (True, None, False)
+    assert collator._draw(one) == (True, None, None)
 
 
 def test_window_rows_train_on_the_30_s_from_the_chunk_start(setup, tmp_path):
@@ -169,7 +169,7 @@ def test_window_rows_train_on_the_30_s_from_the_chunk_start(setup, tmp_path):
               "text": TEXTS[0] + " He moved to Princeton, New Jersey.", "text_segments": segments}  # fmt: skip
     row = {**rows[0], "window": window}
     collator = DistillationCollator(processor, cache, timestamp_ratio=1.0, window_ratio=1.0)
-    assert collator._draw(row) == (True, None, True)
+    assert collator._draw(row) == (True, None, "window")
     batch = collator([row])
     labels = batch["labels"][0]
     assert tokenizer.decode(labels[labels != -100], decode_with_timestamps=True) == segments + "<|endoftext|>"
@@ -184,10 +184,27 @@ def test_window_rows_train_on_the_30_s_from_the_chunk_start(setup, tmp_path):
     assert batch["text_covered"][0] == TEXTS[0].index("Ulm,") + len("Ulm,")
     assert mask_uncovered(dict(batch))["teacher_mask"][0].sum() < batch["teacher_mask"][0].sum()
     # no segment ends inside the window: the chunk, as a timestamped row
-    assert collator._draw({**row, "window": {**window, "text_segments": ""}}) == (True, None, False)
+    assert collator._draw({**row, "window": {**window, "text_segments": ""}}) == (True, None, None)
     with pytest.raises(ConfigError, match="need the `window` column"):
         collator(rows[:1])
-    assert DistillationCollator(processor, timestamp_ratio=1.0)._draw(row) == (True, None, False)
+    assert DistillationCollator(processor, timestamp_ratio=1.0)._draw(row) == (True, None, None)
+    # `shift_ratio=1`: the row's `shifted_window`, 30 s from inside the chunk; none of its words is distilled
+    shifted = {
+        **window,
+        "text": "born in Ulm, in 1879.",
+        "text_segments": "<|0.14|> born in Ulm,<|0.80|><|1.20|> in 1879.<|1.80|><|2.30|>",
+    }
+    shifting = DistillationCollator(processor, cache, timestamp_ratio=1.0, shift_ratio=1.0, window_ratio=1.0)
+    assert shifting._draw({**row, "shifted_window": shifted}) == (True, None, "shifted_window")
+    batch = shifting([{**row, "shifted_window": shifted}])
+    labels = batch["labels"][0]
+    assert tokenizer.decode(labels[labels != -100], decode_with_timestamps=True) == (
+        shifted["text_segments"] + "<|endoftext|>")  # fmt: skip
+    assert not batch["distill_mask"].any() and batch["text_covered"][0] == 0
+    assert not mask_uncovered(dict(batch))["teacher_mask"].any()
+    torch.testing.assert_close(batch["input_features"], want)
+    with pytest.raises(ConfigError, match="shift_ratio > 0 .* need the `shifted_window` column"):
+        shifting([row])
 
 
 def test_other_rates_and_channels_are_made_whisper_audio(setup, caplog):

@@ -54,6 +54,14 @@ def test_chunks_hold_speech_and_tile_the_article(corpus):
                                                                 - row["start_s"]), abs=0.01)  # fmt: skip
                 np.testing.assert_array_equal(window[: len(audio) - 160], audio[: len(audio) - 160])
                 assert row["window"]["text"].startswith(row["text"])
+                # the shifted window: the same speech from a point inside the chunk, its words a run of the article's
+                shifted = row["shifted_window"]
+                offset = shifted["audio_start_s"][0] - row["window"]["audio_start_s"][0]
+                assert shifted["audio_path"][0] == row["window"]["audio_path"][0] and 0 <= offset < len(audio) / 16000
+                heard = chunk_audio(shifted)[:16000]
+                at = round(offset * 16000)
+                np.testing.assert_allclose(heard, window[at : at + len(heard)], atol=1e-4)
+                assert " ".join(shifted["text"].split()) in " ".join(articles[article_id].text.split())
     again = load_swc(corpus, test_articles=1)
     assert again["train"]._fingerprint == data["train"]._fingerprint  # the Arrow cache is reused
     per_article = load_swc_articles(corpus, "test")

@@ -11,7 +11,7 @@ from hf_whisper_context.cli import main
 from hf_whisper_context.data.dataset import load_swc, load_swc_articles
 from hf_whisper_context.errors import ConfigError
 from hf_whisper_context.evaluation import run_labels
-from hf_whisper_context.transcribe import Transcript, audio_blocks, load_asr_pipeline, transcribe_long
+from hf_whisper_context.transcribe import Decoding, Transcript, audio_blocks, load_asr_pipeline, transcribe_long
 
 
 def test_blocks_cut_in_the_quiet_and_cover_everything():
@@ -70,7 +70,7 @@ def test_whole_article_transcripts(corpus, tiny_en):
 def test_fallback_decoding_reaches_sequential_long_form_only(corpus, tiny_en):
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    from hf_whisper_context.transcribe import FALLBACK, Decoding
+    from hf_whisper_context.transcribe import FALLBACK
 
     load_swc(corpus, test_articles=1)
     article = load_swc_articles(corpus, "test")[0]
@@ -90,6 +90,20 @@ def test_fallback_decoding_reaches_sequential_long_form_only(corpus, tiny_en):
     transcribe_long(load_audio(article["audio_path"][0])[: 35 * 16_000], watched, "chunked", safe)
     assert seen and not any("compression_ratio_threshold" in kw for _, kw in seen)  # 30 s windows: no fallback
     assert "temperature fallback" in safe.describe() and Decoding().fallback_kwargs() == {}
+    seen.clear()  # the previous text as prompt reaches sequential decoding, and only when asked
+    prompted = Decoding(condition_on_prev=True)
+    transcribe_long(load_audio(article["audio_path"][0])[: 35 * 16_000], watched, "sequential", prompted)
+    assert [kw["condition_on_prev_tokens"] for _, kw in seen] == [True]
+    assert "conditioned on the previous text" in prompted.describe()
+    # without the timestamp-sum rule: set on the model's generation config, which builds the timestamp processor
+    from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+
+    plain = Decoding(timestamp_sum_rule=False)
+    first = transcribe_long(load_audio(article["audio_path"][0])[: 35 * 16_000], watched, "sequential", plain)
+    assert not WhisperTimeStampLogitsProcessor(asr.model.generation_config, 3)._detect_timestamp_from_logprob
+    words = normalize(article["text"]).split()
+    assert jiwer.wer(" ".join(words[: len(normalize(first.text).split())]), normalize(first.text)) < 0.35
+    assert plain.describe() == "greedy, timestamp-sum rule off"
 
 
 @pytest.mark.slow
@@ -107,6 +121,8 @@ def test_the_faster_whisper_backend_transcribes_like_transformers(corpus, tiny_e
     assert wers[0] < 0.35 and abs(wers[0] - wers[1]) <= 0.005, wers  # the same weights, the same text rules
     with pytest.raises(ConfigError, match="decodes sequentially"):
         transcribe_long(article["audio_path"], fast, "chunked")
+    with pytest.raises(ConfigError, match="always applies Whisper's timestamp-sum rule"):
+        transcribe_long(article["audio_path"], fast, "sequential", Decoding(timestamp_sum_rule=False))
     exported = load_asr_pipeline(str(tiny_en), backend="faster-whisper")  # a checkpoint folder: exported once
     assert (exported.folder / "model.bin").is_file() and "ct2-exports" in str(exported.folder)
     assert main(["evaluate", "--model", str(tiny_en), "--data", str(corpus), "--strategy", "sequential",

@@ -79,6 +79,9 @@ def test_decoding_is_stated():
     assert Decoding().describe() == "greedy"
     assert Decoding(num_beams=5, language="en").describe() == "beam search (5 beams), language=en"
     assert Decoding().generate_kwargs(multilingual=False) == {"num_beams": 1, "do_sample": False}
+    assert Decoding(fallback=True, condition_on_prev=True, timestamp_sum_rule=False).describe() == (
+        "greedy, temperature fallback (compression ratio > 1.35 or log-prob < -1.0: 0.2 ... 1.0), conditioned on the "
+        "previous text, timestamp-sum rule off")  # fmt: skip
 
 
 @pytest.mark.slow

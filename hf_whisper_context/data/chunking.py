@@ -9,7 +9,9 @@ in the `left_s` before and the `right_s` after it; its target text is the text o
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -156,9 +158,11 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig(), audio_
     and pauses, and before a word that would make one longer than `max_segment_s`, times relative to the audio start
     on the 0.02 s grid); `context_before`/`context_after` (half of `context_words` each); `window`: the 30 s of audio
     from the chunk's start (up to `audio_end_ms`) as Whisper's long-form decoder reads it, speech running on past the
-    chunk: `end_ms`, `text`, `text_tagged` (the words its target writes, the chunk's text first) and `text_segments`,
-    `text_tagged_segments` (its target: the segments that end inside the window, then the start time of one the
-    window's end interrupts, as Whisper's own training targets end there; empty when no segment ends inside it).
+    chunk: `start_ms`, `end_ms`, `text`, `text_tagged` (the words its target writes, the chunk's text first) and
+    `text_segments`, `text_tagged_segments` (its target: the segments that end inside the window, then the start time
+    of one the window's end interrupts, as Whisper's own training targets end there; empty when no segment ends inside
+    it); `shifted_window`: the same from a point drawn inside the chunk (mid-sentence, often mid-word, as a long-form
+    window starts where the last one's 30 s ran out), its words those heard from their start.
     """
     units = _units(flat)
     u_start = np.array([flat.start_ms[a] for a, _ in units])
@@ -197,19 +201,35 @@ def chunk_article(flat: FlatArticle, config: ChunkConfig = ChunkConfig(), audio_
             }
         )
         chunks[-1]["text_timestamps"] = _with_timestamps(flat, chunks[-1], config.timestamp_precision_s)
-        window_end = min(start_ms + WINDOW_MS, audio_end_ms)
-        window = {"end_ms": window_end}
         spans = list(_segment_spans(flat, units[left : right + 1], max_ms))
-        window_spans = list(_segment_spans(flat, units[left:], max_ms, until_ms=window_end))
         for tags, key in ((False, "text"), (True, "text_tagged")):
             chunks[-1][f"{key}_segments"] = _segments(flat, spans, start_ms, config.timestamp_precision_s, tags)[0]
-            target, written = _segments(flat, window_spans, start_ms, config.timestamp_precision_s, tags,
-                                        window_end - start_ms)  # fmt: skip
-            window[f"{key}_segments"] = target if written else ""
-            window[key] = flat.render(lo, max(hi, written), tags)
-        chunks[-1]["window"] = window
+        window = partial(_window, flat, units, max_ms=max_ms, precision_s=config.timestamp_precision_s,
+                         audio_end_ms=audio_end_ms)  # fmt: skip
+        chunks[-1]["window"] = window(left, start_ms, text_hi=hi)
+        # a point drawn inside the chunk, in a word or a pause, the same on every build
+        shift_ms = random.Random(f"{start_ms:.0f}-{end_ms:.0f}").uniform(start_ms, end_ms)
+        first = int(np.searchsorted(u_start, shift_ms, side="left"))  # the first unit heard from its start
+        chunks[-1]["shifted_window"] = window(first, shift_ms)
         i = j + 1
     return chunks
+
+
+def _window(flat: FlatArticle, units: list[tuple[int, int]], first: int, start_ms: float, max_ms: float,
+            precision_s: float, audio_end_ms: float, text_hi: int = 0) -> dict:  # fmt: skip
+    """The 30 s from `start_ms` (up to `audio_end_ms`) as Whisper's long-form decoder reads them, speech running on
+    past the chunk, its words from unit `first` on: `start_ms`, `end_ms`, and per rendering (`text`, `text_tagged`)
+    the words its target writes (at least up to token `text_hi`) and `<key>_segments`, its target (the segments that
+    end inside the window, then the start time of one the window's end interrupts; empty when none ends inside it)."""
+    end_ms = min(start_ms + WINDOW_MS, audio_end_ms)
+    window = {"start_ms": start_ms, "end_ms": end_ms}
+    spans = list(_segment_spans(flat, units[first:], max_ms, until_ms=end_ms))
+    lo = units[first][0] if first < len(units) else len(flat.texts)
+    for tags, key in ((False, "text"), (True, "text_tagged")):
+        target, written = _segments(flat, spans, start_ms, precision_s, tags, end_ms - start_ms)
+        window[f"{key}_segments"] = target if written else ""
+        window[key] = flat.render(lo, max(text_hi, written, lo), tags)
+    return window
 
 
 def _context(flat: FlatArticle, word_index: np.ndarray, edge: int, n_words: int) -> str:

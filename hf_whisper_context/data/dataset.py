@@ -27,10 +27,11 @@ from .swc import SWCError, read_article
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "6"
+DATA_VERSION = "7"
 MAX_AUDIO_S = 30.0
 SPLITS = ("train", "validation", "test")
-WINDOW_TEXTS = ("text", "text_tagged", "text_segments", "text_tagged_segments")  # a chunk row's `window` holds these
+WINDOWS = ("window", "shifted_window")  # a chunk row's long-form windows (chunking.chunk_article)
+WINDOW_TEXTS = ("text", "text_tagged", "text_segments", "text_tagged_segments")  # a chunk row's windows hold these
 
 
 def _signature(folder: Path) -> list:
@@ -100,6 +101,13 @@ def _segments(article, start_ms: float, end_ms: float) -> tuple[list[str], list[
     return paths, starts, ends
 
 
+def _window_row(article, window: dict) -> dict:
+    """A chunk's long-form window as a row value: its audio spans and its texts."""
+    spans = _segments(article, window["start_ms"], window["end_ms"])
+    return {**dict(zip(("audio_path", "audio_start_s", "audio_end_s"), spans, strict=True)),
+            **{k: window[k] for k in WINDOW_TEXTS}}  # fmt: skip
+
+
 def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_cache: str | None, **_fingerprint):
     chunk_config = ChunkConfig(**config)
     row_index = 0  # the row's position in its split: what the teacher cache and the collator key on
@@ -117,9 +125,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 continue
             lo, hi = chunk["middle"]
             paths, starts, ends = _segments(article, chunk["start_ms"], chunk["end_ms"])
-            spans = _segments(article, chunk["start_ms"], chunk["window"]["end_ms"])  # the 30 s from the start
-            window = dict(zip(("audio_path", "audio_start_s", "audio_end_s"), spans, strict=True))
-            window.update({k: chunk["window"][k] for k in WINDOW_TEXTS})
+            windows = {key: _window_row(article, chunk[key]) for key in WINDOWS}
             yield {
                 "row_index": row_index,
                 "article_id": article.identifier,
@@ -143,7 +149,7 @@ def _chunk_rows(folders: list[str], config: dict, spacy_model: str | None, tag_c
                 "context_before": chunk["context_before"],
                 "context_after": chunk["context_after"],
                 "middle_entities": [t for s, e, t in flat.entities if lo <= s and e <= hi],
-                "window": window,
+                **windows,
             }
             row_index += 1
 
