@@ -108,6 +108,9 @@ class ExperimentConfig:
     no_timestamp_sum_rule: bool = field(default=False, metadata={
         "help": "Decode without Whisper's rule that forces a timestamp wherever the timestamps' total probability "
                 "beats the likeliest text token (every model)."})  # fmt: skip
+    timestamp_jump_guard: bool = field(default=False, metadata={
+        "help": "Decode with the timestamp-sum rule kept from forcing a segment shut with a timestamp out of reach "
+                "of its text (every model; `timestamp_guard`)."})  # fmt: skip
     students_from: str | None = field(default=None, metadata={
         "help": "output_dir of an earlier grid: the students it finished are evaluated again (e.g. with --fallback) "
                 "instead of trained anew; runs it does not have are trained."})  # fmt: skip
@@ -302,7 +305,8 @@ def decoding(config: ExperimentConfig):
     from .transcribe import Decoding
 
     return Decoding(fallback=config.fallback, condition_on_prev=config.condition_on_prev,
-                    timestamp_sum_rule=False if config.no_timestamp_sum_rule else None)  # fmt: skip
+                    timestamp_sum_rule=False if config.no_timestamp_sum_rule else None,
+                    timestamp_jump_guard=config.timestamp_jump_guard)  # fmt: skip
 
 
 def _evaluate(config: ExperimentConfig, model, label: str, out: Path) -> dict[str, dict]:

@@ -51,15 +51,24 @@ def _faster(processor):
 
 
 def mask_once(model) -> None:
-    """Swap the suppressing processors a Whisper model's `generate` builds for ones that build their mask once. A
-    model whose transformers has no such step (`_retrieve_logit_processors`) is left as it is."""
+    """Swap the suppressing processors a Whisper model's `generate` builds for ones that build their mask once (and,
+    when its generation config sets `timestamp_jump_guard`, the timestamp processor for
+    `timestamp_guard.GuardedTimestamps`). A model whose transformers has no such step (`_retrieve_logit_processors`)
+    is left as it is."""
     retrieve = getattr(model, "_retrieve_logit_processors", None)
     if retrieve is None or getattr(retrieve, "masks_once", False):
         return
 
-    def retrieve_masking_once(*args, **kwargs):
-        processors = retrieve(*args, **kwargs)
-        return None if processors is None else [_faster(p) for p in processors]
+    def retrieve_masking_once(generation_config, *args, **kwargs):
+        processors = retrieve(generation_config, *args, **kwargs)
+        if processors is None:
+            return None
+        processors = [_faster(p) for p in processors]
+        if getattr(generation_config, "timestamp_jump_guard", False):  # set by `transcribe.Decoding`
+            from .timestamp_guard import guarded
+
+            processors = [guarded(p) for p in processors]
+        return processors
 
     retrieve_masking_once.masks_once = True
     model._retrieve_logit_processors = retrieve_masking_once

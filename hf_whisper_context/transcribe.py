@@ -39,6 +39,8 @@ class Decoding:
     # token (`_detect_timestamp_from_logprob` of the generation config); False: a timestamp only where one is the
     # likeliest token; None: as the model's generation config says (on unless a checkpoint turned it off)
     timestamp_sum_rule: bool | None = None
+    # the sum rule kept from forcing a segment shut with a timestamp out of reach of its text (`timestamp_guard`)
+    timestamp_jump_guard: bool = False
 
     def generate_kwargs(self, multilingual: bool) -> dict:
         kwargs = {"num_beams": self.num_beams, "do_sample": False}
@@ -61,6 +63,7 @@ class Decoding:
         safety = ", temperature fallback (compression ratio > 1.35 or log-prob < -1.0: 0.2 ... 1.0)"
         prompted = ", conditioned on the previous text" if self.condition_on_prev else ""
         rule = {None: "", True: ", timestamp-sum rule on", False: ", timestamp-sum rule off"}[self.timestamp_sum_rule]
+        rule += ", timestamp jumps guarded" if self.timestamp_jump_guard else ""
         return (search + (f", language={self.language}" if self.language else "") + (safety if self.fallback else "")
                 + prompted + rule)  # fmt: skip
 
@@ -240,11 +243,15 @@ def transcribe_long(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     multilingual = asr.multilingual if isinstance(asr, FasterWhisperASR) else is_multilingual(asr.model)
-    if decoding.timestamp_sum_rule is not None:
-        if isinstance(asr, FasterWhisperASR):
-            raise ConfigError("the faster-whisper backend always applies Whisper's timestamp-sum rule: leave "
-                              "timestamp_sum_rule at None, or decode with the transformers backend")  # fmt: skip
-        asr.model.generation_config._detect_timestamp_from_logprob = decoding.timestamp_sum_rule
+    if isinstance(asr, FasterWhisperASR):
+        if decoding.timestamp_sum_rule is not None or decoding.timestamp_jump_guard:
+            raise ConfigError("the faster-whisper backend applies Whisper's timestamp rules as they are: leave "
+                              "timestamp_sum_rule and timestamp_jump_guard unset, or decode with the transformers "
+                              "backend")  # fmt: skip
+    else:
+        if decoding.timestamp_sum_rule is not None:
+            asr.model.generation_config._detect_timestamp_from_logprob = decoding.timestamp_sum_rule
+        asr.model.generation_config.timestamp_jump_guard = decoding.timestamp_jump_guard  # read by `mask_once`
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":

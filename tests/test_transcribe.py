@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from scipy.signal import resample_poly
 from hf_whisper_context.audio import AudioError, load_audio
 from hf_whisper_context.cli import main
 from hf_whisper_context.data.tts import TTSError, synthesize
-from hf_whisper_context.transcribe import Decoding, resolve_model
+from hf_whisper_context.transcribe import Decoding, load_asr_pipeline, resolve_model
 
 
 def _sine(seconds: float, rate: int, hz: float = 440.0) -> np.ndarray:
@@ -131,3 +132,43 @@ def test_suppressed_tokens_masked_once_give_the_same_scores_and_text(clips, tiny
         outputs.append(model.generate(**features, return_timestamps=True, num_beams=1, do_sample=False))
     assert torch.equal(outputs[0], outputs[1])
     assert load_asr_pipeline(tiny_en).model._retrieve_logit_processors.masks_once
+
+
+def test_the_jump_guard_keeps_the_sum_rule_from_forcing_a_timestamp_out_of_reach(tiny_en):
+    """Whisper's sum rule forces a timestamp where all timestamps together beat the likeliest text token; the guard
+    lets it only where the timestamp it would write is within reach of the text since the segment's start."""
+    import torch
+    from transformers import GenerationConfig
+    from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+
+    from hf_whisper_context.timestamp_guard import GuardedTimestamps, guarded
+
+    config = GenerationConfig.from_pretrained(tiny_en)
+    plain = WhisperTimeStampLogitsProcessor(config, begin_index=3)
+    guard = guarded(plain)
+    assert type(guard) is GuardedTimestamps and guarded(guard) is guard and guard.begin_index == 3
+    begin, text = plain.timestamp_begin, 500
+    ids = torch.tensor([[50257, 50362, 50362, begin + 100, 262, 318]])  # prefix, <|2.00|>, two text tokens
+
+    def scores(pick_s):  # one text token at logit 0; the timestamps' sum above it, the likeliest at `pick_s`
+        s = torch.full((1, 51864), -20.0)
+        s[0, text], s[0, begin:] = 0.0, -5.0
+        s[0, begin + round(pick_s / 0.02)] = -4.0
+        return s
+
+    far, near = scores(20.0), scores(6.0)  # reach: 2.00 s + 2 tokens x 1 s + 3 s = 7 s
+    assert torch.isinf(plain(ids, far)[0, text])  # the sum rule forces the jump to 20 s
+    assert not torch.isinf(guard(ids, far)[0, text])  # the guard does not: the text may go on
+    assert torch.equal(guard(ids, far)[0, begin:], plain(ids, far)[0, begin:])
+    assert torch.equal(guard(ids, near), plain(ids, near))  # within reach: the rule as Whisper applies it
+    quiet = scores(20.0)
+    quiet[0, begin:] = -30.0  # no sum above the text: nothing forced either way
+    assert torch.equal(guard(ids, quiet), plain(ids, quiet))
+    assert Decoding(timestamp_jump_guard=True).describe() == "greedy, timestamp jumps guarded"
+    # what `generate` builds: the guard where the generation config asks for it (`transcribe_long` sets it)
+    model = load_asr_pipeline(str(tiny_en)).model
+    for flag in (True, False):
+        config = copy.deepcopy(model.generation_config)
+        config.timestamp_jump_guard, config.return_timestamps, config.no_speech_threshold = flag, True, None
+        built = model._retrieve_logit_processors(config, None, 3, 1, "cpu")
+        assert [type(p) is GuardedTimestamps for p in built].count(True) == int(flag)
