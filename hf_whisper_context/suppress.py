@@ -41,13 +41,19 @@ class SuppressAtBeginOnce(_MaskOnce, SuppressTokensAtBeginLogitsProcessor):
 _FASTER = {SuppressTokensLogitsProcessor: SuppressOnce, SuppressTokensAtBeginLogitsProcessor: SuppressAtBeginOnce}
 
 
-def _faster(processor):
-    kind = _FASTER.get(type(processor))
+def swapped(processor, kinds: dict):
+    """`processor` as the subclass `kinds` maps its exact type to, its state kept (suppressed ids, begin index,
+    timestamp settings); itself if its type is not mapped."""
+    kind = kinds.get(type(processor))
     if kind is None:
         return processor
-    faster = kind.__new__(kind)
-    faster.__dict__.update(processor.__dict__)  # the suppressed ids, the begin index
-    return faster
+    swap = kind.__new__(kind)
+    swap.__dict__.update(processor.__dict__)
+    return swap
+
+
+def _faster(processor):
+    return swapped(processor, _FASTER)
 
 
 def mask_once(model) -> None:

@@ -49,8 +49,6 @@ class GuardedTimestamps(WhisperTimeStampLogitsProcessor):
 
 def guarded(processor):
     """`processor` as a `GuardedTimestamps` if it is Whisper's timestamp processor (its state kept), else itself."""
-    if type(processor) is not WhisperTimeStampLogitsProcessor:
-        return processor
-    guard = GuardedTimestamps.__new__(GuardedTimestamps)
-    guard.__dict__.update(processor.__dict__)
-    return guard
+    from .suppress import swapped
+
+    return swapped(processor, {WhisperTimeStampLogitsProcessor: GuardedTimestamps})
