@@ -67,6 +67,9 @@ class EvaluationArguments:
     num_beams: int = field(default=1, metadata={"help": "1 = greedy (the default)."})
     fallback: bool = field(default=False, metadata={
         "help": "Whisper's temperature fallback in sequential decoding (loops, unlikely windows)."})  # fmt: skip
+    timestamp_jump_guard: bool = field(default=False, metadata={
+        "help": "Whisper's timestamp-sum rule kept from closing a segment with a timestamp out of reach of its "
+                "text (dropped windows; every model)."})  # fmt: skip
     batch_size: int = field(default=4, metadata={"help": "30 s windows per forward pass (chunked)."})
     backend: str = field(default="transformers", metadata={
         "help": "transformers, or faster-whisper (the CTranslate2 export, sequential decoding)."})  # fmt: skip
@@ -86,7 +89,8 @@ class EvaluationArguments:
         """The `transcribe.Decoding` these flags ask for."""
         from .transcribe import Decoding
 
-        return Decoding(num_beams=self.num_beams, language=self.language, fallback=self.fallback)
+        return Decoding(num_beams=self.num_beams, language=self.language, fallback=self.fallback,
+                        timestamp_jump_guard=self.timestamp_jump_guard)  # fmt: skip
 
     def evaluate(self, source, data_name: str | None = None) -> dict:
         """`evaluation.evaluate_longform` of these flags over `source` (an SWC folder or prepared article rows)."""

@@ -55,6 +55,7 @@ class DemoConfig:
     recipe: Recipe = field(default_factory=lambda: Recipe(steps=DEMO_STEPS))
     strategy: str = "sequential"  # long-form decoding of the evaluation (the better one for every model on dev)
     fallback: bool = True  # with Whisper's temperature fallback: the recipe's decoding (it cut dropped windows on dev)
+    timestamp_jump_guard: bool = True  # the recipe's decoding too (`timestamp_guard`: it removed most dropped windows)
     eval_batch_size: int = 4
     eval_num_proc: int = 2  # articles transcribed side by side (on 2 CPU cores: measured in benchmarks/)
     seed: int = 0
@@ -135,15 +136,16 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     )
     cache = _cache_teacher(config, data["train"], teacher_dir, out / "work" / "teacher_cache")
 
+    decoding = Decoding(language=None if student.endswith(".en") else "en", fallback=config.fallback,
+                        timestamp_jump_guard=config.timestamp_jump_guard)  # fmt: skip
     students = {}
     for i, run in enumerate(RUNS[1:]):
         _stage(f"{4 + i}/7 training the {run} student ({ARMS[run]}, {config.recipe.steps} steps)", started)
         folders = {form: out / "checkpoints" / f"{run}-{form}" for form in ("merged", "adapter")}
         students[run] = train_student(config.recipe, ARMS[run], data["train"], out / "work" / run,
                                       cache if run == "distilled" else None, config.seed, folders,
-                                      config.cache_dir)  # fmt: skip
+                                      config.cache_dir, decoding)  # fmt: skip
 
-    decoding = Decoding(language=None if student.endswith(".en") else "en", fallback=config.fallback)
     _stage(
         f"6/7 long-form evaluation on the test articles ({config.strategy} decoding, {decoding.describe()})", started
     )

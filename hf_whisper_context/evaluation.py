@@ -7,6 +7,7 @@ words, as many as the article speaks in 30 s on average), so that `metrics.compa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -86,6 +87,8 @@ def evaluate_longform(models, data, split="test", strategies=("chunked",), outpu
     if len(articles) == 0:
         raise ConfigError(f"{data}: the {split!r} split has no article")
     labels = run_labels(models, labels)
+    # every model decoded alike: a student's own generation config does not turn the guard on for it alone
+    decoding = dataclasses.replace(decoding, timestamp_jump_guard=bool(decoding.timestamp_jump_guard))
     jobs = ((str(model), device, cache, backend, strategy, decoding, batch_size, article_audio(article))
             for model in models for strategy in strategies for article in articles)  # fmt: skip
     done = iter(_transcribe(jobs, len(models) * len(strategies) * len(articles), num_proc))

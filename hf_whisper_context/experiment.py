@@ -184,10 +184,11 @@ def uses_teacher(arm: str) -> bool:
 
 
 def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: int = 0,
-                  save_to: dict | None = None, cache_dir=None) -> dict:  # fmt: skip
+                  save_to: dict | None = None, cache_dir=None, decoding=None) -> dict:  # fmt: skip
     """Train one student of `arm` on `train` (chunk rows of `load_swc`) with `recipe`; `cache` (a `TeacherCache`)
     for arms with a teacher. Saves it as `save_to` says ({"merged": folder, "adapter": folder}; default: merged in
-    `out/merged`); returns those paths, the model, the processor, the settings and the log history."""
+    `out/merged`), with `decoding` (a `transcribe.Decoding`) in its generation config; returns those paths, the
+    model, the processor, the settings and the log history."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor, set_seed
 
@@ -241,7 +242,7 @@ def train_student(recipe: Recipe, arm: str, train, out: Path, cache=None, seed: 
         trainer.add_callback(SaveStudentEvery(recipe.select_every, processor, out / "steps"))
     trainer.train()
     trainer.model.eval()
-    saved = {form: save_student(trainer.model, processor, folder, form, overwrite=True)
+    saved = {form: save_student(trainer.model, processor, folder, form, decoding, overwrite=True)
              for form, folder in (save_to or {"merged": out / "merged"}).items()}  # fmt: skip
     history = trainer.state.log_history
     atomic_write(out / "log_history.json", json.dumps(history, indent=2))
@@ -443,7 +444,7 @@ def run_experiment(config: ExperimentConfig, recipe: Recipe = Recipe()) -> dict:
             if context is not None and key not in caches:
                 caches[key] = _teacher_cache(config, out, trains[key[2:]], *key)
             trained = train_student(recipe, arm, trains[key[2:]], folder, caches.get(key), seed,
-                                    cache_dir=config.cache_dir)  # fmt: skip
+                                    cache_dir=config.cache_dir, decoding=decoding(config))  # fmt: skip
             model, history = trained["merged"], trained["history"]
             if arm_recipe.select_every:
                 selection = select_checkpoint(config, folder, arm_recipe)

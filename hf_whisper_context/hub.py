@@ -71,7 +71,7 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
     A model sharded by FSDP2 is gathered first: then every process must call this, and process 0 writes.
     """
     from .lora import is_quantized
-    from .transcribe import Decoding, is_multilingual
+    from .transcribe import Decoding
 
     if form not in ("merged", "adapter"):
         raise HubError(f"form must be 'merged' or 'adapter', not {form!r}")
@@ -91,17 +91,27 @@ def save_student(model, processor, output_dir, form: str = "merged", decoding=No
             for head in HEADS:
                 if hasattr(plain, head):
                     delattr(plain, head)
-            plain.generation_config.update(**decoding.generate_kwargs(is_multilingual(plain)))
+            _record(plain.generation_config, decoding, plain)
             plain.save_pretrained(tmp)
         else:
             model.save_pretrained(tmp, state_dict=state)
             _drop_projector(Path(tmp))
             base = model.get_base_model()
             generation = copy.deepcopy(base.generation_config)
-            generation.update(**decoding.generate_kwargs(is_multilingual(base)))
+            _record(generation, decoding, base)
             generation.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     return out
+
+
+def _record(generation, decoding, model) -> None:
+    """Write `decoding` into a student's generation config: the search, and the timestamp-jump guard when it is set
+    (read back by `transcribe.load_asr_pipeline`; transformers' own `pipeline` ignores it)."""
+    from .transcribe import is_multilingual
+
+    generation.update(**decoding.generate_kwargs(is_multilingual(model)))
+    if decoding.timestamp_jump_guard is not None:
+        generation.timestamp_jump_guard = decoding.timestamp_jump_guard
 
 
 def _gathered(model) -> dict | None:
@@ -169,6 +179,15 @@ def _writes_tags(folder: Path) -> bool:
     from .student_tags import tag_ids
 
     return bool(tag_ids(AutoTokenizer.from_pretrained(folder)))
+
+
+def _guarded(folder: Path) -> bool:
+    """Whether the student's generation config asks for the timestamp-jump guard (`save_student`)."""
+    from transformers import GenerationConfig
+
+    if not (folder / "generation_config.json").is_file():
+        return False
+    return bool(getattr(GenerationConfig.from_pretrained(folder), "timestamp_jump_guard", False))
 
 
 def _settings_table(settings: dict) -> str:
@@ -276,7 +295,7 @@ def write_student_card(folder, results: dict | None = None, run_name: str | None
         method_description=method or "see the training settings below.", base_model=base_model,
         teacher_description=teacher, data_description=data, decoding=decoding, usage_call=usage,
         model_id=model_id or str(folder.resolve()), settings_table=_settings_table(settings),
-        tagged=_writes_tags(folder), **evaluation,
+        tagged=_writes_tags(folder), guarded=_guarded(folder), **evaluation,
     )  # fmt: skip
     _write_card(folder, card)
     return card

@@ -70,7 +70,7 @@ def mask_once(model) -> None:
         if processors is None:
             return None
         processors = [_faster(p) for p in processors]
-        if getattr(generation_config, "timestamp_jump_guard", False):  # set by `transcribe.Decoding`
+        if getattr(generation_config, "timestamp_jump_guard", False):  # `transcribe_long`, or a student saved with it
             from .timestamp_guard import guarded
 
             processors = [guarded(p) for p in processors]

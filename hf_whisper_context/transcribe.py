@@ -39,8 +39,9 @@ class Decoding:
     # token (`_detect_timestamp_from_logprob` of the generation config); False: a timestamp only where one is the
     # likeliest token; None: as the model's generation config says (on unless a checkpoint turned it off)
     timestamp_sum_rule: bool | None = None
-    # the sum rule kept from forcing a segment shut with a timestamp out of reach of its text (`timestamp_guard`)
-    timestamp_jump_guard: bool = False
+    # the sum rule kept from forcing a segment shut with a timestamp out of reach of its text (`timestamp_guard`);
+    # None: as the model's generation config says (a student saved with the guard carries it: `hub.save_student`)
+    timestamp_jump_guard: bool | None = None
 
     def generate_kwargs(self, multilingual: bool) -> dict:
         kwargs = {"num_beams": self.num_beams, "do_sample": False}
@@ -164,8 +165,15 @@ def load_asr_pipeline(model: str | os.PathLike = "tiny.en", device: str | None =
     from .suppress import mask_once
 
     # ignore_warning: the "chunk_length_s is experimental" notice; the strategy is chosen and stated by the caller
-    asr = pipeline("automatic-speech-recognition", model=resolve_model(model, cache), device=device,
-                   ignore_warning=True)  # fmt: skip
+    folder = resolve_model(model, cache)
+    asr = pipeline("automatic-speech-recognition", model=folder, device=device, ignore_warning=True)
+    if getattr(asr.model, "_hf_peft_config_loaded", False):  # an adapter (folder or Hub id) on its base model
+        from transformers import GenerationConfig
+
+        try:  # the base comes with the base's generation config; the student's decoding is the adapter's own
+            asr.model.generation_config = GenerationConfig.from_pretrained(folder)
+        except OSError:
+            logger.info("%s has no generation_config.json: decoding as its base model's says", folder)
     mask_once(asr.model)  # the suppressed tokens' mask built once per generate call, not at every step
     return asr
 
@@ -251,7 +259,8 @@ def transcribe_long(
     else:
         if decoding.timestamp_sum_rule is not None:
             asr.model.generation_config._detect_timestamp_from_logprob = decoding.timestamp_sum_rule
-        asr.model.generation_config.timestamp_jump_guard = decoding.timestamp_jump_guard  # read by `mask_once`
+        if decoding.timestamp_jump_guard is not None:
+            asr.model.generation_config.timestamp_jump_guard = decoding.timestamp_jump_guard  # read by `mask_once`
     generate_kwargs = decoding.generate_kwargs(multilingual)
     kwargs = {"return_timestamps": True}
     if strategy == "chunked":

@@ -40,6 +40,10 @@ def test_main_job_runs_end_to_end_at_toy_size(corpus, tiny_models, tmp_path):
             assert values == {k: round(100 * v, 2) for k, v in _rates(shown).items() if v is not None}
             assert (folder / "plots" / "wer_per_article.png").is_file()
             assert (folder / "plots" / "training_loss.png").is_file()
+            # the recipe's decoding is what the checkpoint carries and its card shows
+            generation = json.loads((folder / "generation_config.json").read_text())
+            assert generation["timestamp_jump_guard"] is True and "load_asr_pipeline(" in card.text
+    assert "timestamp jumps guarded" in results["decoding"]
     teacher_folder = out / "checkpoints" / "teacher-adapter"
     assert json.loads((teacher_folder / "quantization.json").read_text()) == {"method": "none"}
     model, tokenizer = load_teacher(str(teacher_folder))  # a shipped teacher loads by its folder alone

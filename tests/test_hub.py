@@ -1,6 +1,7 @@
 """Hub artifacts: merged and adapter checkpoints load with pipeline() and transcribe like the trained model; the
 generated card parses, validates and carries the evaluation's numbers; bad input fails clearly and changes nothing."""
 
+import copy
 import json
 import os
 
@@ -15,7 +16,7 @@ from hf_whisper_context.audio import load_audio
 from hf_whisper_context.lora import apply_lora, lora_config
 from hf_whisper_context.metrics import HEADLINE, compute_all, summary
 from hf_whisper_context.report import COUNT_METRICS
-from hf_whisper_context.transcribe import Decoding
+from hf_whisper_context.transcribe import Decoding, load_asr_pipeline
 
 from .conftest import tiny_whisper_config
 
@@ -60,7 +61,7 @@ def test_merged_and_adapter_checkpoints_transcribe_like_the_trained_model(traine
     model, processor = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
     merged = hub.save_student(model, processor, tmp_path / "merged", "merged", Decoding())
-    adapter = hub.save_student(model, processor, tmp_path / "adapter", "adapter", Decoding())
+    adapter = hub.save_student(model, processor, tmp_path / "adapter", "adapter", Decoding(timestamp_jump_guard=True))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the caller's model is untouched
     assert (merged / "model.safetensors").is_file() and (adapter / "adapter_model.safetensors").is_file()
     for file in (merged / "model.safetensors", adapter / "adapter_model.safetensors"):
@@ -79,6 +80,8 @@ def test_merged_and_adapter_checkpoints_transcribe_like_the_trained_model(traine
         for folder in (merged, adapter):
             asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
             assert asr(audio.copy())["text"].strip() == expected, folder.name
+    # the adapter's own generation config, not its base model's, is the one `load_asr_pipeline` decodes with
+    assert load_asr_pipeline(str(adapter)).model.generation_config.timestamp_jump_guard is True
     base = WhisperForConditionalGeneration.from_pretrained(model.peft_config["default"].base_model_name_or_path)
     q_proj = lambda m: m.model.decoder.layers[0].self_attn.q_proj.weight  # noqa: E731
     assert not torch.allclose(q_proj(base), q_proj(plain))  # the LoRA update is in the merged weights
@@ -111,27 +114,40 @@ def test_card_parses_validates_and_carries_the_evaluation_numbers(trained, tmp_p
 
 
 def test_the_card_shows_the_call_its_numbers_were_measured_with(trained, clips, tmp_path):
-    """A sequential run decoded with the fallback: the card's usage line is that call, and it runs as written on the
-    saved checkpoint (audio over 30 s, so that Whisper's long-form loop and its fallback are what runs)."""
+    """A sequential run decoded with the fallback and the timestamp-jump guard: the card's usage code is that
+    decoding, and it runs as written on the saved checkpoint (audio over 30 s, so that Whisper's long-form loop and
+    its fallback are what runs) with the guard in the processors `generate` builds."""
     import numpy as np
+
+    from hf_whisper_context.timestamp_guard import GuardedTimestamps
 
     model, processor = trained
     results = _results("distilled (sequential)")
     results["runs"]["distilled (sequential)"]["strategy"] = "sequential"
     results["fallback"] = json.loads(json.dumps(Decoding(fallback=True).fallback_kwargs()))  # as read back
-    folder = hub.save_student(model, processor, tmp_path / "merged", "merged")
-    hub.write_student_card(folder, results, "distilled (sequential)", base_model="openai/whisper-tiny.en",
-                           teacher="t", data="d", settings={})  # fmt: skip
-    text = (folder / "README.md").read_text()
-    call = next(line for line in text.splitlines() if line.startswith("print(asr("))[len("print(") : -1]
+    cards = {}
+    for guard in (True, False):
+        folder = hub.save_student(model, processor, tmp_path / f"guard{guard}", "merged",
+                                  Decoding(fallback=True, timestamp_jump_guard=guard))  # fmt: skip
+        hub.write_student_card(folder, results, "distilled (sequential)", base_model="openai/whisper-tiny.en",
+                               teacher="t", data="d", settings={})  # fmt: skip
+        text = (folder / "README.md").read_text()
+        cards[guard] = text, text.split("```python\n", 1)[1].split("```", 1)[0]
+    text, code = cards[False]
+    assert "from transformers import pipeline" in code and "Timestamp-jump guard" not in text
+    text, code = cards[True]
+    assert "load_asr_pipeline(" in code and "Timestamp-jump guard" in text
+    call = next(line for line in code.splitlines() if line.startswith("print(asr("))
     assert '"compression_ratio_threshold": 1.35' in call and "chunk_length_s" not in call
     audio = np.concatenate([load_audio(path) for path, _ in clips] * 4)
     assert len(audio) > 30 * 16000
-    asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
-    transcript = eval(
-        call.replace('"speech.wav"', "speech"), {"asr": asr, "speech": {"raw": audio, "sampling_rate": 16000}}
-    )
-    assert "Einstein" in transcript  # the call ends in ["text"]
+    scope = {"speech": {"raw": audio, "sampling_rate": 16000}}
+    exec(code.replace('"speech.wav"', "speech").replace("print(", "transcript = ("), scope)
+    assert "Einstein" in scope["transcript"]  # the call ends in ["text"]
+    config = copy.deepcopy(scope["asr"].model.generation_config)  # as `generate` fills it in
+    config.return_timestamps, config.no_speech_threshold = True, None
+    built = scope["asr"].model._retrieve_logit_processors(config, None, 3, 1, "cpu")
+    assert any(type(p) is GuardedTimestamps for p in built)
     assert "chunk_length_s=30, stride_length_s=5" in hub.usage_call()  # not evaluated: the chunked call
 
 

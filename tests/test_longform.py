@@ -104,6 +104,13 @@ def test_fallback_decoding_reaches_sequential_long_form_only(corpus, tiny_en):
     words = normalize(article["text"]).split()
     assert jiwer.wer(" ".join(words[: len(normalize(first.text).split())]), normalize(first.text)) < 0.35
     assert plain.describe() == "greedy, timestamp-sum rule off"
+    # the jump guard: a student saved with it carries it in its generation config, which Decoding() leaves alone
+    asr.model.generation_config.timestamp_jump_guard = True
+    transcribe_long(load_audio(article["audio_path"][0])[: 35 * 16_000], watched, "sequential", plain)
+    assert asr.model.generation_config.timestamp_jump_guard is True
+    transcribe_long(load_audio(article["audio_path"][0])[: 35 * 16_000], watched, "sequential",
+                    Decoding(timestamp_jump_guard=False))  # fmt: skip
+    assert asr.model.generation_config.timestamp_jump_guard is False
 
 
 @pytest.mark.slow
