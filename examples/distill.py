@@ -33,7 +33,7 @@ from hf_whisper_context.metrics import compute_metrics_factory
 from hf_whisper_context.teacher.cache import TeacherCache
 from hf_whisper_context.teacher.load import load_teacher
 from hf_whisper_context.teacher.window import DEFAULT_CONTEXT_WORDS
-from hf_whisper_context.transcribe import is_multilingual, resolve_model
+from hf_whisper_context.transcribe import Decoding, is_multilingual, resolve_model
 
 
 @dataclass
@@ -52,6 +52,9 @@ class StudentArguments:
     student_quantization: str | None = field(default=None, metadata={
         "help": "QLoRA: the student's base in 4bit or 8bit (bitsandbytes), LoRA adapters trained over it (--lora_r); "
                 "the merged checkpoint is saved in full precision."})  # fmt: skip
+    timestamp_jump_guard: bool = field(default=True, metadata={
+        "help": "Save the recipe's timestamp-jump guard in the merged checkpoint's generation config "
+                "(`load_asr_pipeline` applies it; --no_timestamp_jump_guard: Whisper's rule as it is)."})  # fmt: skip
 
 
 def main() -> None:
@@ -101,7 +104,8 @@ def main() -> None:
     trainer.save_model()  # saved before evaluating: nothing trained is lost if evaluation fails
     merged = f"{args.output_dir}/merged"  # a plain Whisper checkpoint (LoRA merged, no projector) for pipeline()
     if trainer.is_fsdp_enabled or trainer.is_world_process_zero():  # FSDP: every process gathers, process 0 writes
-        save_student(trainer.model, processor, merged, "merged", overwrite=True)
+        decoding = Decoding(timestamp_jump_guard=student_args.timestamp_jump_guard)
+        save_student(trainer.model, processor, merged, "merged", decoding, overwrite=True)
     if trainer.is_world_process_zero():
         # cards (not evaluated yet; `hf-whisper-context evaluate` scores them): both folders can be pushed, and
         # name the Hub base model, not this machine's cache

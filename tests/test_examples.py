@@ -73,6 +73,8 @@ def test_examples_adapt_cache_distill_evaluate(corpus, clips, tiny_models, tmp_p
             assert main(["push", str(folder), "--repo-id", "someone/whisper-tiny.en-distilled"]) == 1
         assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
     assert pipeline("automatic-speech-recognition", model=str(merged))(load_audio(clips[0][0]))["text"].strip()
+    assert json.loads((merged / "generation_config.json").read_text())["timestamp_jump_guard"] is True
+    assert "load_asr_pipeline(" in (merged / "README.md").read_text()
 
     table = _run(EXAMPLES / "evaluate_longform.py", "--data", corpus, "--models", merged, "--limit", 1,
                  "--output_dir", tmp_path / "eval")  # fmt: skip
