@@ -144,7 +144,9 @@ def build_app(models: list[str], data: str | None = None, max_minutes: float = M
             diff = word_diff(reference, transcripts[name]) if reference.strip() else None
             outputs += [highlighted, diff, f"entities from {source}"]
         table = metrics_rows(reference, transcripts, seconds, audio_s)
-        status = f"Transcribed {audio_s:.1f} s of audio ({STRATEGY} long-form decoding, greedy)."
+        guarded = [n for n in names if getattr(pipelines[n].model.generation_config, "timestamp_jump_guard", False)]
+        guard = f"; timestamp jumps guarded for {', '.join(guarded)} (their generation config)" if guarded else ""
+        status = f"Transcribed {audio_s:.1f} s of audio ({STRATEGY} long-form decoding, greedy{guard})."
         return [status, *outputs, gr.update(value=table, headers=["metric", *names])]
 
     with gr.Blocks(title="hf_whisper_context: compare transcripts") as page:
