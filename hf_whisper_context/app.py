@@ -104,6 +104,7 @@ def build_app(models: list[str], data: str | None = None, max_minutes: float = M
     articles can be picked."""
     import gradio as gr
 
+    from .timestamp_guard import asked_for
     from .transcribe import load_asr_pipeline, transcribe_long
 
     pipelines = {}
@@ -144,7 +145,7 @@ def build_app(models: list[str], data: str | None = None, max_minutes: float = M
             diff = word_diff(reference, transcripts[name]) if reference.strip() else None
             outputs += [highlighted, diff, f"entities from {source}"]
         table = metrics_rows(reference, transcripts, seconds, audio_s)
-        guarded = [n for n in names if getattr(pipelines[n].model.generation_config, "timestamp_jump_guard", False)]
+        guarded = [n for n in names if asked_for(pipelines[n].model.generation_config)]
         guard = f"; timestamp jumps guarded for {', '.join(guarded)} (their generation config)" if guarded else ""
         status = f"Transcribed {audio_s:.1f} s of audio ({STRATEGY} long-form decoding, greedy{guard})."
         return [status, *outputs, gr.update(value=table, headers=["metric", *names])]

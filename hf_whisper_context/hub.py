@@ -185,9 +185,9 @@ def _guarded(folder: Path) -> bool:
     """Whether the student's generation config asks for the timestamp-jump guard (`save_student`)."""
     from transformers import GenerationConfig
 
-    if not (folder / "generation_config.json").is_file():
-        return False
-    return bool(getattr(GenerationConfig.from_pretrained(folder), "timestamp_jump_guard", False))
+    from .timestamp_guard import asked_for
+
+    return (folder / "generation_config.json").is_file() and asked_for(GenerationConfig.from_pretrained(folder))
 
 
 def _settings_table(settings: dict) -> str:

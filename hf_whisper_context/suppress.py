@@ -61,6 +61,8 @@ def mask_once(model) -> None:
     when its generation config sets `timestamp_jump_guard`, the timestamp processor for
     `timestamp_guard.GuardedTimestamps`). A model whose transformers has no such step (`_retrieve_logit_processors`)
     is left as it is."""
+    from .timestamp_guard import asked_for, guarded
+
     retrieve = getattr(model, "_retrieve_logit_processors", None)
     if retrieve is None or getattr(retrieve, "masks_once", False):
         return
@@ -70,9 +72,7 @@ def mask_once(model) -> None:
         if processors is None:
             return None
         processors = [_faster(p) for p in processors]
-        if getattr(generation_config, "timestamp_jump_guard", False):  # `transcribe_long`, or a student saved with it
-            from .timestamp_guard import guarded
-
+        if asked_for(generation_config):
             processors = [guarded(p) for p in processors]
         return processors
 

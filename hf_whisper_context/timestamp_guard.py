@@ -47,6 +47,12 @@ class GuardedTimestamps(WhisperTimeStampLogitsProcessor):
         return pick * TIME_PRECISION_S <= start_s + SECONDS_PER_TOKEN * text + SLACK_S
 
 
+def asked_for(generation_config) -> bool:
+    """Whether a generation config asks for the guard (`timestamp_jump_guard`: set by `transcribe_long`, or saved with
+    a student by `hub.save_student`)."""
+    return bool(getattr(generation_config, "timestamp_jump_guard", False))
+
+
 def guarded(processor):
     """`processor` as a `GuardedTimestamps` if it is Whisper's timestamp processor (its state kept), else itself."""
     from .suppress import swapped
